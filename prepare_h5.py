@@ -1,0 +1,147 @@
+"""Pack LR/HR training patches and whole evaluation images into HDF5.
+
+    python prepare_h5.py --scale 3                                 # T91 -> SRCNN/FSRCNN patches
+    python prepare_h5.py --scale 4 --layout lr-hr --color rgb      # BSDS200 -> SRResNet/SRGAN patches
+
+HR images are cropped to a multiple of the scale, LR is MATLAB bicubic rounded to 8 bits;
+the "upsampled" layout stores that LR enlarged back by bicubic (what SRCNN reads), the
+"lr-hr" layout stores the LR patch itself. Patches stream into chunked uint8 datasets.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sr.cli import ArgumentParser, non_negative_int, positive_int, run, scale_type
+from sr.data import DEFAULT_SETS, EvalWriter, PatchWriter, default_h5_path, default_patch
+from sr.datasets import data_root, resolve_images
+from sr.degradation import downscale, mod_crop, model_input, to_planes
+from sr.errors import UserError
+from sr.images import load_rgb
+from sr.models import COLORS, LAYOUTS
+from sr.patches import dihedral, patch_pairs
+
+DEGRADATION = "matlab-bicubic-antialias, lr rounded to uint8"
+
+
+def parse_args(argv: list[str] | None = None):
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=scale_type, required=True, help="upscaling factor, an integer >= 2")
+    p.add_argument("--layout", choices=LAYOUTS, default="upsampled",
+                   help="upsampled: LR enlarged back to HR size (SRCNN, FSRCNN); lr-hr: LR and HR patches (fsrcnn-paper, SRResNet)")
+    p.add_argument("--color", choices=tuple(COLORS), default="y", help="y: the Y channel of YCbCr; rgb: three channels")
+    p.add_argument("--images", help="training images: a set name under the data root, a folder or a file "
+                   "(default: T91 for y, BSDS200 for rgb)")
+    p.add_argument("--eval-images", help="evaluation images, likewise (default: Set5 for y, BSDS100 for rgb)")
+    p.add_argument("--patch-size", type=positive_int, help="HR patch side in pixels (default: 33 upsampled; "
+                   "11 x scale lr-hr y; 25 x scale lr-hr rgb, i.e. 100 at x4)")
+    p.add_argument("--stride", type=positive_int, help="HR pixels between patches (default: 14 upsampled; "
+                   "5 x scale lr-hr y; 9 x scale lr-hr rgb)")
+    p.add_argument("--augment", action="store_true", help="also store the 7 other flips/90-degree rotations of every patch")
+    p.add_argument("--output", type=Path, help="training file (default: data/h5/<images>_x<scale>_<layout>_<color>.h5)")
+    p.add_argument("--eval-output", type=Path, help="evaluation file (default: data/h5/<eval-images>_x<scale>_<layout>_<color>.h5)")
+    p.add_argument("--data-root", help="folder holding T91/, Set5/, ... (default: $SR_DATA, else ./data)")
+    p.add_argument("--max-images", type=non_negative_int, default=0, help="use only the first N training images (0: all)")
+    return p.parse_args(argv)
+
+
+def _check_geometry(args) -> None:
+    if args.layout == "lr-hr":
+        for name in ("patch_size", "stride"):
+            if getattr(args, name) % args.scale:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} {getattr(args, name)} is not a multiple of --scale {args.scale}, "
+                                "which the lr-hr layout needs so that LR patches line up with HR ones")
+    if args.patch_size < 2 * args.scale:
+        raise UserError(f"--patch-size {args.patch_size} is too small for x{args.scale}")
+
+
+def write_training_file(args, root: Path) -> dict:
+    name, files = resolve_images(args.images, root)
+    if args.max_images:
+        files = files[: args.max_images]
+    output = args.output or default_h5_path(name, args.scale, args.layout, args.color)
+    lr_side = args.patch_size if args.layout == "upsampled" else args.patch_size // args.scale
+    channels = COLORS[args.color]
+    attrs = dict(kind="train", scale=args.scale, layout=args.layout, color=args.color, patch_size=args.patch_size,
+                 stride=args.stride, augment=args.augment, degradation=DEGRADATION, source=str(Path(files[0]).parent),
+                 source_name=name)
+    writer = PatchWriter(output, (channels, lr_side, lr_side), (channels, args.patch_size, args.patch_size), attrs)
+    used, skipped = 0, []
+    try:
+        for path in tqdm(files, desc=f"patches {name} x{args.scale}", unit="img"):
+            hr_rgb = mod_crop(load_rgb(path), args.scale)
+            if min(hr_rgb.shape[:2]) < args.patch_size:
+                skipped.append(path.name)
+                continue
+            inputs = model_input(downscale(hr_rgb, args.scale), args.scale, args.layout, args.color)
+            lr, hr = patch_pairs(inputs, to_planes(hr_rgb, args.color), args.scale, args.layout, args.patch_size, args.stride)
+            if args.augment:
+                lr, hr = np.concatenate(dihedral(lr)), np.concatenate(dihedral(hr))
+            writer.append(lr, hr)
+            used += 1
+        if skipped:
+            tqdm.write(f"warning: skipped {len(skipped)} image(s) smaller than a {args.patch_size}px patch: "
+                       + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+        if writer.count == 0:
+            raise UserError(f"no patches: every image in {name} is smaller than --patch-size {args.patch_size}")
+        writer.commit(images=used, patches=writer.count)
+    except BaseException:
+        writer.abort()
+        raise
+    return dict(path=output, images=used, patches=writer.count, lr=(channels, lr_side, lr_side),
+                hr=(channels, args.patch_size, args.patch_size))
+
+
+def write_eval_file(args, root: Path) -> dict:
+    name, files = resolve_images(args.eval_images, root)
+    output = args.eval_output or default_h5_path(name, args.scale, args.layout, args.color)
+    attrs = dict(kind="eval", scale=args.scale, layout=args.layout, color=args.color, degradation=DEGRADATION,
+                 source=str(Path(files[0]).parent), source_name=name)
+    writer = EvalWriter(output, attrs)
+    used = 0
+    try:
+        for path in tqdm(files, desc=f"eval {name} x{args.scale}", unit="img"):
+            hr_rgb = mod_crop(load_rgb(path), args.scale)
+            # Scoring crops `scale` pixels per side and SSIM needs an 11x11 window inside.
+            if min(hr_rgb.shape[:2]) < 2 * args.scale + 11:
+                tqdm.write(f"warning: skipped {path.name}: too small for x{args.scale} evaluation")
+                continue
+            writer.add(path.stem, model_input(downscale(hr_rgb, args.scale), args.scale, args.layout, args.color), hr_rgb)
+            used += 1
+        if used == 0:
+            raise UserError(f"no usable evaluation images in {name}")
+        writer.commit(images=used)
+    except BaseException:
+        writer.abort()
+        raise
+    return dict(path=output, images=used)
+
+
+def main(args) -> dict:
+    defaults = DEFAULT_SETS[args.color]
+    args.images = args.images or defaults[0]
+    args.eval_images = args.eval_images or defaults[1]
+    patch, stride = default_patch(args.scale, args.layout, args.color)
+    args.patch_size = args.patch_size or patch
+    args.stride = args.stride or stride
+    _check_geometry(args)
+    root = data_root(args.data_root)
+    start = time.perf_counter()
+    train = write_training_file(args, root)
+    evaluation = write_eval_file(args, root)
+    seconds = time.perf_counter() - start
+    size_mb = (train["path"].stat().st_size + evaluation["path"].stat().st_size) / 1e6
+    print(f"wrote {train['path']}: {train['images']} images, {train['patches']} patches, "
+          f"lr {train['lr']} hr {train['hr']} uint8{', augmented x8' if args.augment else ''}")
+    print(f"wrote {evaluation['path']}: {evaluation['images']} whole images")
+    print(f"{size_mb:.1f} MB in {seconds:.1f} s")
+    return dict(train=train, eval=evaluation, seconds=seconds)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main, parse_args))

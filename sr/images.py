@@ -1,0 +1,85 @@
+"""Reading images of any PIL mode into one defined form: (H, W, 3) uint8 RGB."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sr.errors import UserError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any mode -> (H, W, 3) uint8.
+
+    Transparent pixels are composited over white (their stored colour is often garbage);
+    16-bit and 32-bit integer greys are scaled, not clipped, to 8 bits; float greys are
+    taken to be in [0, 1] when they fit there, else in [0, 255].
+    """
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        grey = np.asarray(img, dtype=np.float64)
+        peak = 255.0 if grey.max(initial=0) <= 255 else 65535.0
+        grey = np.clip(np.round(grey / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "F":
+        grey = np.asarray(img, dtype=np.float64)
+        peak = 1.0 if grey.max(initial=0) <= 1.0 else 255.0
+        grey = np.clip(np.round(grey / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB, upright per its EXIF orientation.
+
+    Raises UserError for a missing, unreadable or non-image file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except UnidentifiedImageError:
+        raise UserError(f"{path}: not an image file Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"{path}: image too large to decode safely") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise UserError(f"{path}: cannot decode image ({exc})") from None
+
+
+def save_image(path: str | Path, rgb: np.ndarray) -> None:
+    """Write (H, W, 3) or (H, W) uint8; the format follows the file's extension."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot write image ({exc})") from None
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise UserError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
