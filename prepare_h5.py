@@ -10,6 +10,7 @@ the "upsampled" layout stores that LR enlarged back by bicubic (what SRCNN reads
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def write_training_file(args, root: Path) -> dict:
             used += 1
         if skipped:
             tqdm.write(f"warning: skipped {len(skipped)} image(s) smaller than a {args.patch_size}px patch: "
-                       + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+                       + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
         if writer.count == 0:
             raise UserError(f"no patches: every image in {name} is smaller than --patch-size {args.patch_size}")
         writer.commit(images=used, patches=writer.count)
@@ -109,7 +110,7 @@ def write_eval_file(args, root: Path) -> dict:
             hr_rgb = mod_crop(load_rgb(path), args.scale)
             # Scoring crops `scale` pixels per side and SSIM needs an 11x11 window inside.
             if min(hr_rgb.shape[:2]) < 2 * args.scale + 11:
-                tqdm.write(f"warning: skipped {path.name}: too small for x{args.scale} evaluation")
+                tqdm.write(f"warning: skipped {path.name}: too small for x{args.scale} evaluation", file=sys.stderr)
                 continue
             writer.add(path.stem, model_input(downscale(hr_rgb, args.scale), args.scale, args.layout, args.color), hr_rgb)
             used += 1

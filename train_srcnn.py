@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from sr import distributed
 from sr.cli import ArgumentParser, run, scale_type
-from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES, content_loss
-from sr.models import COLORS, MODELS, create_model
-from sr.training import EpochLoop, add_training_args, cosine_schedule, make_loader, merge_resumed_args, prepare_modules
-from sr.training import RunDir, TrainingData, amp_settings, evaluate, json_safe, load_resumable, to_device
+from sr.models import COLORS, MODELS
+from sr.training import ContentStep, Session, add_training_args, prepare_modules
 
 SCRIPT = "train_srcnn"
 
@@ -48,70 +44,17 @@ def main(args) -> dict:
 
 
 def train(args, ctx: distributed.Context) -> dict:
-    resume = None
-    if args.resume:
-        resume = load_resumable(args.resume, SCRIPT)
-        merge_resumed_args(args, resume["args"], vars(build_parser().parse_args([])))
-        args.out = args.out or args.resume.parent
-    spec = MODELS[args.arch]
-    args.color = args.color or spec.color
-    data = TrainingData.open(args, spec.layout)
-    args.out = args.out or Path("runs") / f"{args.arch}_{args.loss}_x{args.scale}"
-    run_dir = RunDir(args.out, resuming=resume is not None) if ctx.is_main else None
+    session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"{a.arch}_{a.loss}_x{a.scale}")
+    model, kwargs = session.create_generator()
+    (net,) = prepare_modules([model], ctx, session.amp.channels_last, args.compile)
+    optimizer, scheduler, scaler = session.optimizer(model, args.lr)
+    step = ContentStep(net, content_loss(args.loss), optimizer, scheduler, scaler, session.amp, ctx.device)
 
-    torch.manual_seed(args.seed)
-    try:
-        model, kwargs = create_model(args.arch, args.scale, args.color)
-    except ValueError as exc:
-        raise UserError(f"--arch {args.arch}: {exc}") from None
-    if resume:
-        model.load_state_dict(resume["model"])
-    amp = amp_settings(args, ctx.device)
-    (net,) = prepare_modules([model], ctx, amp.channels_last, args.compile)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loader, batches = make_loader(data.train, args.batch_size, ctx, args.seed, args.workers)
-    scheduler = cosine_schedule(optimizer, args.epochs * len(batches.batches))
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp.scaler)
-    if resume:
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        scaler.load_state_dict(resume.get("scaler", {}))
-    criterion = content_loss(args.loss)
+    def state() -> dict:
+        return dict(session.model_state(model, kwargs), optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
 
-    def step(lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-        lr, hr = to_device(lr, ctx.device, amp.channels_last), to_device(hr, ctx.device, amp.channels_last)
-        with amp.autocast():
-            pred = net(lr)
-        loss = criterion(pred.float(), hr)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        return {"loss": loss.detach()}
-
-    def state(epoch: int, step_in_epoch: int, partial: dict) -> dict:
-        return dict(arch=args.arch, model_kwargs=kwargs, scale=args.scale, color=args.color, layout=spec.layout,
-                    model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                    scaler=scaler.state_dict(), epoch=epoch, step=step_in_epoch, partial=partial,
-                    args=dict(json_safe(args), script=SCRIPT))
-
-    if ctx.is_main:
-        run_dir.write_args(args)
-        run_dir.keep_metrics_until(resume["epoch"] if resume else 0, EpochLoop.default_fields())
-        params = sum(p.numel() for p in model.parameters())
-        print(f"{args.arch} ({params:,} params) x{args.scale} {args.color}, {args.loss} loss: {data.describe(len(batches.batches), args.batch_size)}; "
-              f"{ctx.device.type}{f' x{ctx.world_size}' if ctx.distributed else ''}, {amp.describe()}; run folder {args.out}", flush=True)
-    loop = EpochLoop(
-        ctx=ctx, run=run_dir, loader=loader, batches=batches, epochs=args.epochs, samples_per_step=args.batch_size,
-        step=step, state=state, current_lr=lambda: scheduler.get_last_lr()[0],
-        evaluate=lambda: evaluate(model, data.eval_images, args.scale, spec.layout, ctx.device),
-        best_psnr=resume.get("best_psnr", float("-inf")) if resume else float("-inf"),
-        resume_hint=f"python {SCRIPT}.py",
-    )
-    start_epoch, start_step = (resume["epoch"] + 1, resume["step"]) if resume else (1, 0)
-    loop.fit(start_epoch, start_step, resume.get("partial") if resume else None)
-    return dict(model=model, best_psnr=loop.best_psnr, out=Path(args.out))
+    return session.fit(model, step, state, f"{args.loss} loss,")
 
 
 if __name__ == "__main__":

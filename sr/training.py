@@ -25,11 +25,12 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampl
 from tqdm import tqdm
 
 from sr import distributed
-from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.checkpoint import bare_module, load_checkpoint, save_checkpoint
 from sr.cli import non_negative_int, positive_float, positive_int
 from sr.data import DEFAULT_SETS, EvalImage, PatchDataset, check_fits, default_h5_path, load_eval_set, prepare_command, read_attrs
 from sr.errors import Interrupted, UserError
 from sr.evaluation import autocast, predict, score
+from sr.models import MODELS, create_model
 
 METRIC_FIELDS = ["epoch", "loss", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
 
@@ -46,8 +47,10 @@ def add_training_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: in
     p.add_argument("--resume", type=Path, help="continue the run saved in this checkpoint (its settings are kept)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch order (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
-                   help="mixed precision: bf16 autocast (CPU, CUDA) or fp16 with --amp-dtype (default off)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="mixed precision: bf16 autocast on CPU and CUDA, or fp16 with --amp-dtype (default on: "
+                        "for SRCNN x3 it is 3.3x faster on a 2-core CPU and ends 10 epochs at the same PSNR; "
+                        "see the README)")
     p.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16", help="fp16 uses a GradScaler; CUDA only")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for the CPU, where oneDNN convolutions run faster in it)")
@@ -63,7 +66,7 @@ RUN_SETTINGS = ("arch", "loss", "scale", "color", "epochs", "batch_size", "lr", 
                 "generator", "adv_weight", "d_lr", "perceptual_weight", "vgg_weights", "vgg_layer")
 
 
-def merge_resumed_args(args: argparse.Namespace, saved: dict[str, Any], parser_defaults: dict[str, Any]) -> None:
+def merge_resumed_args(args: argparse.Namespace, saved: dict[str, Any], parser: argparse.ArgumentParser) -> None:
     """Take the run's settings from its checkpoint; refuse a flag that contradicts them."""
     for key in RUN_SETTINGS:
         if key not in saved:
@@ -71,7 +74,8 @@ def merge_resumed_args(args: argparse.Namespace, saved: dict[str, Any], parser_d
         given = getattr(args, key, None)
         given_s = None if given is None else str(given)
         saved_s = None if saved[key] is None else str(saved[key])
-        default_s = None if parser_defaults.get(key) is None else str(parser_defaults.get(key))
+        default = parser.get_default(key)
+        default_s = None if default is None else str(default)
         if given_s not in (saved_s, default_s):
             flag = "--" + key.replace("_", "-")
             raise UserError(f"{flag} {given} differs from the resumed run's {saved[key]}; a resumed run keeps its settings")
@@ -372,3 +376,116 @@ class EpochLoop:
             raise Interrupted(f"interrupted at epoch {epoch}, batch {done}; saved {path}; continue with: "
                               f"{self.resume_hint} --resume {path}")
         raise Interrupted("interrupted")
+
+
+class Session:
+    """Everything a training script sets up before its epoch loop, in one place.
+
+    ``start`` resolves a resume, the data files, the run folder and the precision, and
+    builds the loader; the script then makes its model(s), optimizer(s) and step.
+    """
+
+    def __init__(self, args, ctx, script, spec, resume, data, run, amp, loader, batches):
+        self.args, self.ctx, self.script, self.spec = args, ctx, script, spec
+        self.resume, self.data, self.run, self.amp = resume, data, run, amp
+        self.loader, self.batches = loader, batches
+
+    @classmethod
+    def start(cls, args: argparse.Namespace, ctx: distributed.Context, script: str, parser: argparse.ArgumentParser,
+              default_out: Callable[[argparse.Namespace], Path], before_data: Callable[[dict | None], None] | None = None) -> Session:
+        resume = None
+        if args.resume:
+            resume = load_resumable(args.resume, script)
+            merge_resumed_args(args, resume["args"], parser)
+            args.out = args.out or args.resume.parent
+        if before_data:
+            before_data(resume)  # e.g. take arch and scale from a generator checkpoint
+        spec = MODELS[args.arch]
+        args.color = args.color or spec.color
+        data = TrainingData.open(args, spec.layout)
+        args.out = Path(args.out or default_out(args))
+        run = RunDir(args.out, resuming=resume is not None) if ctx.is_main else None
+        amp = AmpSettings(args, ctx.device)
+        loader, batches = make_loader(data.train, args.batch_size, ctx, args.seed, args.workers)
+        return cls(args, ctx, script, spec, resume, data, run, amp, loader, batches)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.batches.batches)
+
+    def create_generator(self) -> tuple[nn.Module, dict[str, Any]]:
+        """The model ``--arch`` names, seeded; weights from the checkpoint when resuming."""
+        torch.manual_seed(self.args.seed)
+        try:
+            model, kwargs = create_model(self.args.arch, self.args.scale, self.args.color)
+        except ValueError as exc:
+            raise UserError(f"--arch {self.args.arch}: {exc}") from None
+        if self.resume:
+            model.load_state_dict(self.resume["model"])
+        return model, kwargs
+
+    def optimizer(self, model: nn.Module, lr: float, key: str = "") -> tuple:
+        """Adam, its cosine schedule over the whole run and a GradScaler (active for fp16),
+        restored from the checkpoint (entries ``optimizer``/``d_optimizer``, ...) when resuming."""
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = cosine_schedule(opt, self.args.epochs * self.steps_per_epoch)
+        scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.amp.scaler)
+        if self.resume:
+            opt.load_state_dict(self.resume[f"{key}optimizer"])
+            sched.load_state_dict(self.resume[f"{key}scheduler"])
+            scaler.load_state_dict(self.resume.get(f"{key}scaler", {}))
+        return opt, sched, scaler
+
+    def model_state(self, model: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The part of a checkpoint that eval.py needs: what the network is, and its weights."""
+        return dict(arch=self.args.arch, model_kwargs=kwargs, scale=self.args.scale, color=self.args.color,
+                    layout=self.spec.layout, model=bare_module(model).state_dict())
+
+    def fit(self, model: nn.Module, step, state, describe: str, fields: list[str] | None = None) -> dict[str, Any]:
+        """Print the run's summary line, then run the epochs; returns the bare model and best PSNR."""
+        args, ctx = self.args, self.ctx
+        if ctx.is_main:
+            self.run.write_args(args)
+            fields = fields or EpochLoop.default_fields()
+            self.run.keep_metrics_until(self.resume["epoch"] if self.resume else 0, fields)
+            params = sum(p.numel() for p in model.parameters())
+            print(f"{describe} {args.arch} ({params:,} params) x{args.scale} {args.color}: "
+                  f"{self.data.describe(self.steps_per_epoch, args.batch_size)}; {ctx.device.type}"
+                  f"{f' x{ctx.world_size} processes' if ctx.distributed else ''}, {self.amp.describe()}; run folder {args.out}",
+                  flush=True)
+        loop = EpochLoop(
+            ctx=ctx, run=self.run, loader=self.loader, batches=self.batches, epochs=args.epochs,
+            samples_per_step=args.batch_size, step=step, fields=fields,
+            state=lambda epoch, done, partial: dict(state(), epoch=epoch, step=done, partial=partial,
+                                                    args=dict(json_safe(args), script=self.script)),
+            current_lr=lambda: step.current_lr(),
+            evaluate=lambda: evaluate(model, self.data.eval_images, args.scale, self.spec.layout, ctx.device),
+            best_psnr=self.resume.get("best_psnr", -math.inf) if self.resume else -math.inf,
+            resume_hint=f"python {self.script}.py",
+        )
+        start_epoch, start_step = (self.resume["epoch"] + 1, self.resume["step"]) if self.resume else (1, 0)
+        loop.fit(start_epoch, start_step, self.resume.get("partial") if self.resume else None)
+        return dict(model=bare_module(model), best_psnr=loop.best_psnr, out=Path(args.out))
+
+
+class ContentStep:
+    """One supervised step: forward under autocast, content loss in fp32, Adam, schedule."""
+
+    def __init__(self, net: nn.Module, criterion: nn.Module, optimizer, scheduler, scaler, amp: AmpSettings, device):
+        self.net, self.criterion, self.optimizer, self.scheduler, self.scaler = net, criterion, optimizer, scheduler, scaler
+        self.amp, self.device = amp, device
+
+    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        lr, hr = to_device(lr, self.device, self.amp.channels_last), to_device(hr, self.device, self.amp.channels_last)
+        with self.amp.autocast():
+            pred = self.net(lr)
+        loss = self.criterion(pred.float(), hr)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {"loss": loss.detach()}
+
+    def current_lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]

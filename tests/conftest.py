@@ -1,0 +1,68 @@
+"""Shared fixtures: the benchmark data root, small synthetic images, tiny HDF5 files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import prepare_h5
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_ROOT = Path(os.environ.get("SR_DATA") or ROOT.parent / "shared" / "datasets")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """../shared/datasets (or $SR_DATA). Missing data fails the test under CI, skips it elsewhere."""
+    if not all((DATA_ROOT / name).is_dir() for name in ("T91", "Set5", "Set14", "BSDS100", "BSDS200")):
+        message = f"benchmark datasets not found under {DATA_ROOT} (set SR_DATA)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return DATA_ROOT
+
+
+def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A photo-like (H, W, 3) uint8 image: smooth colour fields plus a little texture."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    channels = []
+    for _ in range(3):
+        a, b, c = rng.uniform(2, 9, size=3)
+        channels.append(0.5 + 0.25 * np.sin(a * xx + rng.uniform(0, 6)) * np.cos(b * yy) + 0.15 * np.sin(c * (xx + yy)))
+    img = np.stack(channels, axis=2) + rng.normal(0, 0.02, size=(h, w, 3))
+    return np.clip(img * 255, 0, 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def image_folders(tmp_path_factory) -> dict[str, Path]:
+    """'train': six 60-90 px images and one too small for a patch; 'eval': three 48-64 px images."""
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("images")
+    folders = {"train": root / "train", "eval": root / "eval"}
+    for folder in folders.values():
+        folder.mkdir()
+    for i, (h, w) in enumerate([(60, 72), (66, 90), (72, 61), (81, 64), (64, 64), (90, 75)]):
+        Image.fromarray(smooth_image(rng, h, w)).save(folders["train"] / f"img{i}.png")
+    Image.fromarray(smooth_image(rng, 20, 20)).save(folders["train"] / "tiny.png")
+    for i, (h, w) in enumerate([(48, 60), (64, 52), (57, 57)]):
+        Image.fromarray(smooth_image(rng, h, w)).save(folders["eval"] / f"val{i}.png")
+    return folders
+
+
+def make_h5(tmp_dir: Path, folders: dict[str, Path], scale: int, *extra: str) -> tuple[Path, Path]:
+    """Run prepare_h5.py on the synthetic folders; returns (train file, eval file)."""
+    train, evaluation = tmp_dir / f"train_x{scale}.h5", tmp_dir / f"eval_x{scale}.h5"
+    argv = ["--scale", str(scale), "--images", str(folders["train"]), "--eval-images", str(folders["eval"]),
+            "--output", str(train), "--eval-output", str(evaluation), *extra]
+    prepare_h5.main(prepare_h5.parse_args(argv))
+    return train, evaluation
+
+
+@pytest.fixture(scope="session")
+def h5_x3(tmp_path_factory, image_folders) -> tuple[Path, Path]:
+    """Upsampled-layout Y patches at x3 (stride 9: a few hundred patches)."""
+    return make_h5(tmp_path_factory.mktemp("h5"), image_folders, 3, "--stride", "9")

@@ -1,0 +1,121 @@
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+import prepare_h5
+from sr.data import PatchDataset
+from sr.degradation import downscale, mod_crop, to_planes
+from sr.errors import UserError
+from sr.images import load_rgb, list_images
+from tests.conftest import ROOT, make_h5
+
+
+def _expected_patches(folder, scale, patch, stride):
+    n = 0
+    for path in list_images(folder):
+        h, w = mod_crop(load_rgb(path), scale).shape[:2]
+        if min(h, w) >= patch:
+            n += ((h - patch) // stride + 1) * ((w - patch) // stride + 1)
+    return n
+
+
+def test_upsampled_file_layout_counts_and_attrs(h5_x3, image_folders):
+    train, evaluation = h5_x3
+    with h5py.File(train) as f:
+        assert f["lr"].dtype == np.uint8 and f["hr"].dtype == np.uint8
+        assert f["lr"].shape[1:] == f["hr"].shape[1:] == (1, 33, 33)
+        assert f["lr"].chunks[0] == 64
+        assert len(f["lr"]) == _expected_patches(image_folders["train"], 3, 33, 9)
+        attrs = dict(f.attrs)
+    assert attrs["scale"] == 3 and attrs["layout"] == "upsampled" and attrs["color"] == "y"
+    assert attrs["patch_size"] == 33 and attrs["stride"] == 9 and attrs["images"] == 6 and not attrs["augment"]
+    with h5py.File(evaluation) as f:
+        names = sorted(f["images"])
+        assert names == ["val0", "val1", "val2"]
+        g = f["images/val1"]
+        assert g["hr"].shape == (63, 51, 3) and g["input"].shape == (1, 63, 51)  # cropped to multiples of 3
+
+
+def test_lr_hr_patches_line_up_with_the_whole_lr_image(tmp_path, image_folders):
+    train, _ = make_h5(tmp_path, image_folders, 4, "--layout", "lr-hr", "--color", "rgb", "--patch-size", "32", "--stride", "16")
+    first = sorted(list_images(image_folders["train"]))[0]
+    hr = mod_crop(load_rgb(first), 4)
+    lr = downscale(hr, 4)
+    with h5py.File(train) as f:
+        assert f["lr"].shape[1:] == (3, 8, 8) and f["hr"].shape[1:] == (3, 32, 32)
+        # The second patch of the first image starts 16 HR px (4 LR px) to the right.
+        assert np.array_equal(f["hr"][1], to_planes(hr, "rgb")[:, 0:32, 16:48])
+        assert np.array_equal(f["lr"][1], to_planes(lr, "rgb")[:, 0:8, 4:12])
+
+
+def test_augment_stores_all_eight_orientations(tmp_path, image_folders, h5_x3):
+    train, _ = make_h5(tmp_path, image_folders, 3, "--stride", "9", "--augment")
+    with h5py.File(train) as f, h5py.File(h5_x3[0]) as plain:
+        assert len(f["hr"]) == 8 * len(plain["hr"])
+        assert f.attrs["augment"]
+        one = plain["hr"][0, 0]
+        first_image = f["hr"][: 8 * 20]  # the first image's patches come first, in 8 blocks
+    n = len(first_image) // 8
+    blocks = [first_image[k * n, 0] for k in range(8)]
+    expected = [np.rot90(one, k) for k in range(4) for _ in (0, 1)]
+    expected = [e if i % 2 == 0 else e[:, ::-1] for i, e in enumerate(expected)]
+    for got, want in zip(blocks, expected):
+        assert np.array_equal(got, want)
+
+
+def test_small_images_are_skipped_with_a_warning(tmp_path, image_folders, capsys):
+    make_h5(tmp_path, image_folders, 3, "--stride", "20")
+    assert "skipped 1 image(s) smaller than a 33px patch: tiny.png" in capsys.readouterr().err
+
+
+def test_memory_and_lazy_loading_give_the_same_batches(h5_x3):
+    memory, lazy = PatchDataset(h5_x3[0], "memory"), PatchDataset(h5_x3[0], "lazy")
+    assert memory.in_memory and not lazy.in_memory
+    for a, b in zip(memory[[5, 1, 9]], lazy[[1, 5, 9]]):
+        assert a.dtype == b.dtype == np.uint8 or a.dtype == b.dtype
+        assert sorted(map(bytes, a.numpy())) == sorted(map(bytes, b.numpy()))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--layout", "lr-hr", "--patch-size", "30"], "--patch-size 30 is not a multiple of --scale 4"),
+        (["--layout", "lr-hr", "--patch-size", "32", "--stride", "10"], "--stride 10 is not a multiple"),
+        (["--patch-size", "200"], "every image in train is smaller than --patch-size 200"),
+    ],
+)
+def test_bad_geometry_is_refused_and_nothing_is_left(tmp_path, image_folders, argv, message):
+    with pytest.raises(UserError, match=message):
+        make_h5(tmp_path, image_folders, 4, *argv)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_run_leaves_no_file_that_looks_complete(tmp_path, image_folders, monkeypatch):
+    calls = []
+
+    def load_then_stop(path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return load_rgb(path)
+
+    monkeypatch.setattr(prepare_h5, "load_rgb", load_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        make_h5(tmp_path, image_folders, 3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_dataset_names_the_folder_and_the_source(tmp_path):
+    args = prepare_h5.parse_args(["--scale", "3", "--data-root", str(tmp_path), "--output", str(tmp_path / "o.h5")])
+    with pytest.raises(UserError, match=f"dataset 'T91' not found: looked for {tmp_path}/T91/.*Yang et al"):
+        prepare_h5.main(args)
+
+
+@pytest.mark.parametrize("scale", ["1", "2.5", "x"])
+def test_a_scale_that_is_not_an_integer_of_at_least_two_exits_with_one_line(scale):
+    result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", scale], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "scale must be an integer >= 2" in result.stderr
