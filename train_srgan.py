@@ -22,7 +22,8 @@ from sr.cli import ArgumentParser, positive_float, run, scale_type
 from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES, VGG19_LAYERS, PerceptualLoss, adversarial_loss, content_loss
 from sr.models import COLORS, MODELS, Discriminator, rebuild
-from sr.training import METRIC_FIELDS, AmpSettings, ContentStep, Session, add_training_args, prepare_modules, to_device
+from sr.training import METRIC_FIELDS, AmpSettings, ContentStep, Session, add_training_args, load_resumable, prepare_modules
+from sr.training import to_device
 
 SCRIPT = "train_srgan"
 GAN_FIELDS = ["epoch", "loss", "content", "adv", "perceptual", "d", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
@@ -31,9 +32,9 @@ GAN_FIELDS = ["epoch", "loss", "content", "adv", "perceptual", "d", "psnr", "ssi
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--phase", choices=("pretrain", "gan"), default="pretrain", help="default pretrain")
-    p.add_argument("--arch", choices=list(MODELS), default="srresnet", help="generator (default srresnet; gan: from --generator)")
+    p.add_argument("--arch", choices=list(MODELS), help="generator (pretrain: default srresnet; gan: taken from --generator)")
     p.add_argument("--loss", choices=list(CONTENT_LOSSES), default="l1", help="content loss (default l1, better than mse in the report)")
-    p.add_argument("--scale", type=scale_type, default=4, help="upscaling factor (default 4; gan: from --generator)")
+    p.add_argument("--scale", type=scale_type, help="upscaling factor (pretrain: default 4; gan: taken from --generator)")
     p.add_argument("--color", choices=list(COLORS), help="default: the model's (rgb for SRResNet)")
     p.add_argument("--generator", type=Path, help="gan: the pretrained generator checkpoint to start from")
     p.add_argument("--adv-weight", type=positive_float, default=1e-3, help="weight of the adversarial loss (default 1e-3)")
@@ -50,15 +51,23 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(args) -> dict:
+    # A resumed run continues in the phase it was saved in, whatever --phase says.
+    resume = load_resumable(args.resume, SCRIPT) if args.resume else None
+    phase = resume["args"]["phase"] if resume else args.phase
     ctx = distributed.setup(args.device)
     try:
-        return pretrain(args, ctx) if args.phase == "pretrain" else train_gan(args, ctx)
+        return pretrain(args, ctx, resume) if phase == "pretrain" else train_gan(args, ctx, resume)
     finally:
         distributed.teardown(ctx)
 
 
-def pretrain(args, ctx: distributed.Context) -> dict:
-    session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"{a.arch}_{a.loss}_x{a.scale}")
+def pretrain(args, ctx: distributed.Context, resume: dict | None = None) -> dict:
+    def defaults(resume: dict | None) -> None:
+        args.arch = args.arch or "srresnet"
+        args.scale = args.scale or 4
+
+    session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"{a.arch}_{a.loss}_x{a.scale}",
+                            before_data=defaults, resume=resume)
     model, kwargs = session.create_generator()
     (net,) = prepare_modules([model], ctx, session.amp.channels_last, args.compile)
     optimizer, scheduler, scaler = session.optimizer(model, args.lr)
@@ -81,8 +90,8 @@ def _take_generator(args):
             raise UserError("--phase gan needs --generator CHECKPOINT (a pretrained generator, e.g. runs/srresnet_l1_x4/best.pth)")
         state = load_checkpoint(args.generator)
         for key, flag in (("arch", "--arch"), ("scale", "--scale"), ("color", "--color")):
-            given, default = getattr(args, key), build_parser().get_default(key)
-            if given not in (None, default) and given != state[key]:
+            given = getattr(args, key)
+            if given is not None and given != state[key]:
                 raise UserError(f"{flag} {given} does not match the generator {args.generator}, which is "
                                 f"{state['arch']} x{state['scale']} {state['color']}")
             setattr(args, key, state[key])
@@ -145,9 +154,9 @@ class GanStep:
         return self.g_sched.get_last_lr()[0]
 
 
-def train_gan(args, ctx: distributed.Context) -> dict:
+def train_gan(args, ctx: distributed.Context, resume: dict | None = None) -> dict:
     session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"srgan_{a.arch}_x{a.scale}",
-                            before_data=_take_generator(args))
+                            before_data=_take_generator(args), resume=resume)
     resume = session.resume
     if resume:
         model, kwargs = session.create_generator()

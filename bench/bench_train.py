@@ -96,12 +96,17 @@ def main() -> None:
         out = args.work / "epoch_run"
         for old in ("last.pth", "best.pth"):
             (out / old).unlink(missing_ok=True)
-        ours = run([py, "train_srcnn.py", "--arch", "srcnn", "--epochs", "1", "--train", str(h5), "--eval", str(ev), "--out", str(out)])
+        times = {}
+        for label, extra in (("train_srcnn.py (defaults: bf16)", []), ("train_srcnn.py --no-amp (fp32)", ["--no-amp"])):
+            for old in ("last.pth", "best.pth"):
+                (out / old).unlink(missing_ok=True)
+            times[label] = run([py, "train_srcnn.py", "--arch", "srcnn", "--epochs", "1", "--train", str(h5),
+                                "--eval", str(ev), "--out", str(out), *extra])
         plain = run([py, "bench/plain_trainer.py", "--train", str(f32), "--eval", str(ev), "--epochs", "1"])
-        print(f"\none SRCNN x3 epoch, whole process (start, data, training, eval, checkpoint):")
-        print(f"  train_srcnn.py (defaults)           {ours:6.1f} s")
-        print(f"  plain trainer (float32 h5, 2 workers) {plain:6.1f} s")
-        print(f"  ratio ours / plain                  {ours / plain:6.2f}")
+        print("\none SRCNN x3 epoch, whole process (start, data, training, eval, checkpoint), seconds and ratio to plain:")
+        for label, seconds in times.items():
+            print(f"  {label:<40}{seconds:6.1f} s  {seconds / plain:5.2f}x")
+        print(f"  {'plain trainer (float32 h5, 2 workers)':<40}{plain:6.1f} s  1.00x")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ class PerceptualLoss(nn.Module):
     "VGG loss"). Inputs are RGB in [0, 1], normalised with ImageNet statistics.
 
     The weights come from a local file holding torchvision's ``vgg19`` state_dict (e.g.
-    ``vgg19-dcbb9e9d.pth``); nothing is downloaded. The network is frozen.
+    ``vgg19-dcbb9e9d.pth``), or only its ``features.*`` entries; nothing is downloaded.
+    The network is frozen.
     """
 
     def __init__(self, weights_path: str | Path, layer: str = "relu5_4"):
@@ -62,13 +63,14 @@ class PerceptualLoss(nn.Module):
         path = Path(weights_path)
         if not path.is_file():
             raise UserError(f"{path}: VGG19 weights file not found (torchvision's vgg19 state_dict; it is never downloaded)")
+        features = vgg19(weights=None).features
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            vgg = vgg19(weights=None)
-            vgg.load_state_dict(state)
+            # torchvision's full state_dict, or just its "features." part (the classifier is unused).
+            features.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")})
         except Exception as exc:  # noqa: BLE001 - any failure here means the file is not VGG19 weights
             raise UserError(f"{path}: not torchvision VGG19 weights ({str(exc).splitlines()[0][:120]})") from None
-        self.features = vgg.features[: VGG19_LAYERS[layer] + 1].eval()
+        self.features = features[: VGG19_LAYERS[layer] + 1].eval()
         self.features.requires_grad_(False)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))

@@ -333,7 +333,7 @@ class EpochLoop:
     def _finish(self, epoch: int, sums: dict, seconds: float, samples: int) -> dict[str, Any]:
         """Rank 0 at an epoch's end: evaluate, print, checkpoint, log."""
         scores = self.evaluate()
-        extra = "".join(f" {k}: {v:.4f}" for k, v in scores.items() if k not in ("psnr", "ssim"))
+        extra = f" (rgb psnr: {scores['psnr_rgb']:.2f} ssim: {scores['ssim_rgb']:.4f})" if "psnr_rgb" in scores else ""
         print(f"eval psnr: {scores['psnr']:.2f} ssim: {scores['ssim']:.4f}{extra}", flush=True)
         improved = scores["psnr"] > self.best_psnr
         if improved:
@@ -392,10 +392,11 @@ class Session:
 
     @classmethod
     def start(cls, args: argparse.Namespace, ctx: distributed.Context, script: str, parser: argparse.ArgumentParser,
-              default_out: Callable[[argparse.Namespace], Path], before_data: Callable[[dict | None], None] | None = None) -> Session:
-        resume = None
+              default_out: Callable[[argparse.Namespace], Path], before_data: Callable[[dict | None], None] | None = None,
+              resume: dict[str, Any] | None = None) -> Session:
+        """``resume``: the checkpoint of ``args.resume`` when the caller has read it already."""
         if args.resume:
-            resume = load_resumable(args.resume, script)
+            resume = resume or load_resumable(args.resume, script)
             merge_resumed_args(args, resume["args"], parser)
             args.out = args.out or args.resume.parent
         if before_data:

@@ -1,0 +1,134 @@
+import csv
+
+import pytest
+import torch
+
+import sr.training
+import train_srgan
+from sr.checkpoint import load_checkpoint
+from sr.data import PatchDataset
+from sr.errors import Interrupted, UserError
+from sr.models import Discriminator, create_model
+from sr.training import AmpSettings
+from tests.conftest import make_h5
+
+
+@pytest.fixture(scope="module")
+def rgb_x2(tmp_path_factory, image_folders):
+    """lr-hr RGB pairs at x2: 32 px HR patches, 16 px LR."""
+    return make_h5(tmp_path_factory.mktemp("rgb"), image_folders, 2, "--layout", "lr-hr", "--color", "rgb",
+                   "--patch-size", "32", "--stride", "16")
+
+
+def _run(h5, out, *extra):
+    train, evaluation = h5
+    argv = ["--train", str(train), "--eval", str(evaluation), "--out", str(out), "--device", "cpu",
+            "--batch-size", "8", "--epochs", "1", "--scale", "2", *extra]
+    return train_srgan.main(train_srgan.parse_args(argv))
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, rgb_x2):
+    out = tmp_path_factory.mktemp("pre") / "run"
+    _run(rgb_x2, out, "--arch", "srresnet-noin")
+    return out / "last.pth"
+
+
+def _params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
+    torch.manual_seed(0)
+    g, _ = create_model("srresnet-noin", 2)
+    d = Discriminator(patch_size=24)
+    args = type("A", (), {"adv_weight": 1e-3, "perceptual_weight": 0.0})()
+    amp = AmpSettings(type("A", (), {"amp": False, "amp_dtype": "bf16", "channels_last": False})(), torch.device("cpu"))
+
+    def optim(m):
+        o = torch.optim.Adam(m.parameters(), 1e-3)
+        return o, sr.training.cosine_schedule(o, 10), torch.amp.GradScaler("cpu", enabled=False)
+
+    g_opt, d_opt = optim(g), optim(d)
+    step = train_srgan.GanStep(g, d, d, torch.nn.L1Loss(), None, args, amp, torch.device("cpu"), g_opt, d_opt)
+    g0, d0 = _params(g), _params(d)
+    seen = {}
+
+    def after_g_step(optimizer, args, kwargs):
+        seen["d_grads"] = [p.grad for p in d.parameters()]
+        seen["d_requires_grad"] = any(p.requires_grad for p in d.parameters())
+        seen["d_after_g_step"] = _params(d)
+
+    g_opt[0].register_step_post_hook(after_g_step)
+    losses = step(torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8), torch.randint(0, 256, (4, 3, 24, 24), dtype=torch.uint8))
+    assert all(grad is None for grad in seen["d_grads"]) and not seen["d_requires_grad"]
+    assert _same(seen["d_after_g_step"], d0)  # the G step left D alone
+    assert not _same(_params(g), g0) and not _same(_params(d), d0)  # and then both moved
+    assert set(losses) == {"loss", "content", "adv", "perceptual", "d"}
+    assert losses["loss"].item() == pytest.approx(losses["content"].item() + 1e-3 * losses["adv"].item(), rel=1e-5)
+
+
+def test_pretrain_hands_its_generator_to_the_gan_phase(tmp_path, rgb_x2, pretrained):
+    result = _run(rgb_x2, tmp_path / "gan", "--phase", "gan", "--generator", str(pretrained), "--lr", "1e-12")
+    gan = load_checkpoint(tmp_path / "gan" / "last.pth")
+    pre = load_checkpoint(pretrained)
+    assert gan["arch"] == "srresnet-noin" and gan["scale"] == 2 and gan["model_kwargs"] == pre["model_kwargs"]
+    for key, value in pre["model"].items():  # a vanishing G learning rate: G is still the pretrained one
+        assert torch.allclose(gan["model"][key], value, atol=1e-6), key
+    assert gan["discriminator_kwargs"] == {"channels": 3, "patch_size": 32}
+    with open(tmp_path / "gan" / "metrics.csv") as f:
+        row = next(csv.DictReader(f))
+    assert {"content", "adv", "d", "psnr"} <= set(row)
+    assert isinstance(result["discriminator"], Discriminator)
+
+
+def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch):
+    extra = ["--phase", "gan", "--generator", str(pretrained), "--epochs", "2", "--no-amp"]
+    _run(rgb_x2, tmp_path / "straight", *extra)
+    batches = len(PatchDataset(rgb_x2[0])) // 8
+    calls = {"n": 0}
+    real = train_srgan.to_device
+
+    def stop(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2 * (batches + 1) + 1:  # two tensors a batch: stop in epoch 2 after one batch
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_srgan, "to_device", stop)
+    with pytest.raises(Interrupted):
+        _run(rgb_x2, tmp_path / "split", *extra)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "split" / "last.pth")["step"] == 1
+    train_srgan.main(train_srgan.parse_args(["--resume", str(tmp_path / "split" / "last.pth"), "--device", "cpu"]))
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pth"), load_checkpoint(tmp_path / "split" / "last.pth")
+    for part in ("model", "discriminator"):
+        for key, value in a[part].items():
+            assert torch.allclose(b[part][key].float(), value.float(), atol=1e-5), (part, key)
+    assert a["d_scheduler"]["last_epoch"] == b["d_scheduler"]["last_epoch"] == 2 * batches
+
+
+def test_bad_gan_inputs_are_refused(tmp_path, rgb_x2, pretrained, h5_x3):
+    with pytest.raises(UserError, match="--phase gan needs --generator"):
+        _run(rgb_x2, tmp_path / "a", "--phase", "gan")
+    with pytest.raises(UserError, match="--arch srresnet does not match the generator"):
+        _run(rgb_x2, tmp_path / "b", "--phase", "gan", "--generator", str(pretrained), "--arch", "srresnet")
+    with pytest.raises(UserError, match="--scale 8 does not match the generator"):
+        _run(rgb_x2, tmp_path / "c", "--phase", "gan", "--generator", str(pretrained), "--scale", "8")
+    with pytest.raises(UserError, match="needs --vgg-weights"):
+        _run(rgb_x2, tmp_path / "d", "--phase", "gan", "--generator", str(pretrained), "--perceptual-weight", "1")
+    with pytest.raises(UserError, match="VGG19 weights file not found"):
+        _run(rgb_x2, tmp_path / "e", "--phase", "gan", "--generator", str(pretrained), "--perceptual-weight", "1",
+             "--vgg-weights", str(tmp_path / "none.pth"))
+    with pytest.raises(UserError, match=r"layout 'upsampled' \(need 'lr-hr'\), color 'y' \(need 'rgb'\)"):
+        train, evaluation = h5_x3
+        train_srgan.main(train_srgan.parse_args(["--train", str(train), "--eval", str(evaluation), "--scale", "3",
+                                                 "--arch", "srresnet-noin", "--out", str(tmp_path / "f")]))
+    with pytest.raises(UserError, match="is a run of train_srgan.py, not train_srcnn.py"):
+        import train_srcnn
+
+        train_srcnn.main(train_srcnn.parse_args(["--resume", str(pretrained)]))
