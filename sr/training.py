@@ -45,6 +45,8 @@ def add_training_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: in
     p.add_argument("--eval", type=Path, help="evaluation images from prepare_h5.py (default: its output for these settings)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<arch>_<loss>_x<scale>)")
     p.add_argument("--resume", type=Path, help="continue the run saved in this checkpoint (its settings are kept)")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same model, any scale whose weights "
+                   "have the same shapes, e.g. an x3 SRCNN or FSRCNN for x2); optimizer and schedule start fresh")
     p.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch order (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
@@ -93,6 +95,18 @@ def load_resumable(path: Path, script: str) -> dict[str, Any]:
     if state["args"].get("script") != script:
         raise UserError(f"{path}: is a run of {state['args'].get('script')}.py, not {script}.py")
     return state
+
+
+def init_weights(model: nn.Module, path: Path, arch: str, color: str) -> None:
+    """Load another run's weights into ``model``; they must be of the same model and colour."""
+    state = load_checkpoint(path)
+    if state["arch"] != arch or state["color"] != color:
+        raise UserError(f"--init {path} holds {state['arch']} ({state['color']}), not {arch} ({color})")
+    mine = model.state_dict()
+    wrong = [k for k, v in state["model"].items() if k not in mine or mine[k].shape != v.shape]
+    if wrong or set(mine) != set(state["model"]):
+        raise UserError(f"--init {path}: its weights do not fit {arch} at this scale ({', '.join(wrong[:3]) or 'other layers'})")
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
 
 
 def json_safe(args: argparse.Namespace) -> dict[str, Any]:
@@ -423,6 +437,8 @@ class Session:
             raise UserError(f"--arch {self.args.arch}: {exc}") from None
         if self.resume:
             model.load_state_dict(self.resume["model"])
+        elif self.args.init:
+            init_weights(model, self.args.init, self.args.arch, self.args.color)
         return model, kwargs
 
     def optimizer(self, model: nn.Module, lr: float, key: str = "") -> tuple:

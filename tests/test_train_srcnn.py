@@ -151,3 +151,16 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3):
     assert load_checkpoint(out / "last.pth")["epoch"] == 6
     assert [r["epoch"] for r in _metrics(out)] == [str(e) for e in range(1, 7)]
     assert result["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in _metrics(out)), abs=1e-4)
+
+
+def test_init_starts_another_scale_from_trained_weights(tmp_path, h5_x3, image_folders):
+    h5_x2 = make_h5(tmp_path, image_folders, 2, "--stride", "9")
+    _train(h5_x3, tmp_path / "x3", "--epochs", "1")
+    x3 = load_checkpoint(tmp_path / "x3" / "last.pth")
+    _train(h5_x2, tmp_path / "x2", "--scale", "2", "--epochs", "1", "--lr", "1e-12", "--init", str(tmp_path / "x3" / "last.pth"))
+    x2 = load_checkpoint(tmp_path / "x2" / "last.pth")
+    assert x2["scale"] == 2
+    for key, value in x3["model"].items():  # a vanishing learning rate: still the x3 weights
+        assert torch.allclose(x2["model"][key], value, atol=1e-6), key
+    with pytest.raises(UserError, match="holds srcnn \\(y\\), not fsrcnn \\(y\\)"):
+        _train(h5_x2, tmp_path / "bad", "--scale", "2", "--arch", "fsrcnn", "--init", str(tmp_path / "x3" / "last.pth"))

@@ -1,0 +1,269 @@
+"""Run every comparison of the experiment report at its own settings, then write the results.
+
+    python experiments/run.py                    # all runs (skips finished ones, resumes cut ones), then results
+    python experiments/run.py --only srcnn-loss-x2 fsrcnn-loss-x2
+    python experiments/run.py --results-only     # rebuild experiments/results.md and the plots
+    python experiments/run.py --list
+
+Each run trains with this project's own scripts into experiments/runs/<name>/ (metrics.csv,
+last.pth, best.pth, args.json, run_info.json). Results: experiments/results.md (our
+final-epoch PSNR beside the report's) and experiments/plots/<group>.png (PSNR per epoch;
+needs matplotlib: pip install -e ".[plots]").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sr.data import default_h5_path  # noqa: E402
+
+RUNS_DIR = ROOT / "experiments" / "runs"
+PLOTS_DIR = ROOT / "experiments" / "plots"
+RESULTS = ROOT / "experiments" / "results.md"
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    group: str
+    script: str  # train_srcnn | train_srgan
+    argv: tuple[str, ...]
+    epochs: int
+    report_psnr: float | None = None  # the report's last "eval psnr"
+    report_ssim: float | None = None
+    needs: tuple[str, ...] = ()  # runs that must finish first
+    data: tuple = field(default=())  # (scale, layout, color) of the h5 files it reads
+
+
+def _srcnn(group, arch, loss, scale, epochs, report=None) -> Run:
+    return Run(f"{arch}_{loss}_x{scale}", group, "train_srcnn",
+               ("--arch", arch, "--loss", loss, "--scale", str(scale), "--epochs", str(epochs)), epochs, report,
+               data=(scale, "upsampled", "y"))
+
+
+def _bsds(group, arch, loss, report) -> Run:
+    # The report's SRResNet comparisons keep the SRCNN hyper-parameters ("同上"): batch 32.
+    script = "train_srgan" if arch.startswith("srresnet") else "train_srcnn"
+    argv = ("--arch", arch, "--loss", loss, "--scale", "4", "--color", "rgb", "--epochs", "3", "--batch-size", "32")
+    if script == "train_srgan":
+        argv = ("--phase", "pretrain") + argv
+    return Run(f"{arch}_{loss}_x4", group, script, argv, 3, report, data=(4, "lr-hr", "rgb"))
+
+
+RUNS: list[Run] = [
+    # SRCNN half: T91 patches (33 px, stride 14), Set5. The report's 21,888 samples/epoch are x2.
+    _srcnn("srcnn-loss-x2", "srcnn", "mse", 2, 10, 34.50),
+    _srcnn("srcnn-loss-x2", "srcnn", "l1", 2, 10, 34.94),
+    _srcnn("fsrcnn-loss-x2", "fsrcnn", "mse", 2, 10, 26.64),
+    _srcnn("fsrcnn-loss-x2", "fsrcnn", "l1", 2, 10, 32.51),
+    _srcnn("fsrcnn-in-x2", "fsrcnn-in", "mse", 2, 5, 10.10),
+    _srcnn("fsrcnn-wide-x2", "fsrcnn-wide", "mse", 2, 5, 30.88),
+    _srcnn("fsrcnn-wide-x2", "fsrcnn-wide", "l1", 2, 5, 33.84),
+    # The same losses at x3, the scale of the usage line (no report figure).
+    _srcnn("srcnn-loss-x3", "srcnn", "mse", 3, 10),
+    _srcnn("srcnn-loss-x3", "srcnn", "l1", 3, 10),
+    _srcnn("fsrcnn-loss-x3", "fsrcnn", "mse", 3, 10),
+    _srcnn("fsrcnn-loss-x3", "fsrcnn", "l1", 3, 10),
+    # SRGAN half: BSDS200 -> BSDS100, x4, HR 100 / LR 25 patches, 3 epochs.
+    _bsds("srresnet-x4", "srresnet", "mse", 19.04),
+    _bsds("srresnet-x4", "srresnet", "l1", 21.90),
+    _bsds("fsrcnn-paper-x4", "fsrcnn-paper", "mse", 17.57),
+    _bsds("fsrcnn-paper-x4", "fsrcnn-paper", "l1", 19.16),
+    _bsds("srresnet-noin-x4", "srresnet-noin", "mse", 5.07),
+    _bsds("srresnet-noin-x4", "srresnet-noin", "l1", 5.66),
+    _bsds("srresnet-tailin-x4", "srresnet-tailin", "mse", 20.94),
+    _bsds("srresnet-tailin-x4", "srresnet-tailin", "l1", 22.63),
+    # SRGAN on top of the L1 SRResNet above (report: batch 128, adversarial weight 1e-3).
+    Run("srgan_srresnet_x4", "srgan-x4", "train_srgan",
+        ("--phase", "gan", "--generator", "experiments/runs/srresnet_l1_x4/best.pth", "--epochs", "1",
+         "--batch-size", "128"), 1, 23.8192, 0.7632, needs=("srresnet_l1_x4",), data=(4, "lr-hr", "rgb")),
+]
+GROUPS = list(dict.fromkeys(r.group for r in RUNS))
+REPORT_SRGAN_PRETRAIN = (23.7909, 0.7621)  # the report's pretrained generator, before the GAN phase
+
+
+def machine() -> str:
+    """Where a run happens: the GPU's name, or the CPU and the threads it may use."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"GPU {torch.cuda.get_device_name(0)}"
+        threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
+    except ImportError:
+        threads = "?"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU {cpu}, {threads} thread(s) of {os.cpu_count()}"
+
+
+def ensure_data(run: Run, py: str) -> None:
+    scale, layout, color = run.data
+    sets = ("T91", "Set5") if color == "y" else ("BSDS200", "BSDS100")
+    if all(default_h5_path(s, scale, layout, color).exists() for s in sets):
+        return
+    argv = [py, "prepare_h5.py", "--scale", str(scale), "--layout", layout, "--color", color]
+    print("preparing data:", " ".join(argv[1:]), flush=True)
+    subprocess.run(argv, cwd=ROOT, check=True)
+
+
+def epochs_done(out: Path) -> int:
+    try:
+        with open(out / "metrics.csv") as f:
+            return len(list(csv.DictReader(f)))
+    except OSError:
+        return 0
+
+
+def execute(run: Run, py: str, device: str) -> None:
+    out = RUNS_DIR / run.name
+    done = epochs_done(out)
+    if done >= run.epochs:
+        print(f"{run.name}: done ({done} epochs)")
+        return
+    for need in run.needs:
+        if epochs_done(RUNS_DIR / need) == 0:
+            raise SystemExit(f"{run.name} needs {need} first (run its group)")
+    ensure_data(run, py)
+    if (out / "last.pth").exists():
+        argv = [py, f"{run.script}.py", "--resume", str(out / "last.pth"), "--device", device]
+    else:
+        argv = [py, f"{run.script}.py", *run.argv, "--out", str(out), "--device", device]
+    print(f"{run.name}: {' '.join(argv[1:])}", flush=True)
+    start = time.time()
+    result = subprocess.run(argv, cwd=ROOT)
+    info_path = out / "run_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {"sessions": []}
+    info["sessions"].append({"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)),
+                             "wall_seconds": round(time.time() - start, 1), "exit_code": result.returncode})
+    out.mkdir(parents=True, exist_ok=True)
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    if result.returncode != 0:
+        raise SystemExit(f"{run.name} stopped with exit code {result.returncode}; run again to resume it")
+
+
+def read_metrics(name: str) -> list[dict]:
+    try:
+        with open(RUNS_DIR / name / "metrics.csv") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def run_info(name: str) -> dict:
+    path = RUNS_DIR / name / "run_info.json"
+    return json.loads(path.read_text()) if path.exists() else {"sessions": []}
+
+
+def results_table() -> str:
+    lines = ["| group | run | epochs | report final PSNR | our final PSNR / SSIM | our best PSNR | where | training time |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in RUNS:
+        rows = read_metrics(run.name)
+        info = run_info(run.name)
+        if not rows:
+            lines.append(f"| {run.group} | {run.name} | 0/{run.epochs} | {_fmt(run.report_psnr)} | not run | | | |")
+            continue
+        last = rows[-1]
+        best = max(float(r["psnr"]) for r in rows)
+        seconds = sum(float(r["seconds"]) for r in rows)
+        where = "; ".join(sorted({s["machine"] for s in info["sessions"]})) or "?"
+        lines.append(f"| {run.group} | {run.name} | {len(rows)}/{run.epochs} | {_fmt(run.report_psnr)} | "
+                     f"{float(last['psnr']):.2f} / {float(last['ssim']):.4f} | {best:.2f} | {where} | {_duration(seconds)} |")
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def plot_groups() -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots (pip install -e \".[plots]\")")
+        return []
+    PLOTS_DIR.mkdir(parents=True, exist_ok=True)
+    written = []
+    for group in GROUPS:
+        runs = [r for r in RUNS if r.group == group and read_metrics(r.name)]
+        if not runs:
+            continue
+        fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+        for run in runs:
+            rows = read_metrics(run.name)
+            ax.plot([int(r["epoch"]) for r in rows], [float(r["psnr"]) for r in rows], marker="o", label=run.name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("eval PSNR on Y (dB)")
+        ax.set_title(group)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = PLOTS_DIR / f"{group}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_results() -> None:
+    parts = ["# Reproduction of the experiment report", "",
+             "Written by `python experiments/run.py`. PSNR/SSIM on Y, border = scale, MATLAB bicubic degradation "
+             "(the standard protocol); the report's own evaluation is unknown, so its figures are shown as printed.", "",
+             results_table(), ""]
+    pre, gan = read_metrics("srresnet_l1_x4"), read_metrics("srgan_srresnet_x4")
+    if pre and gan:
+        parts += ["## SRGAN against its pretrained generator (BSDS100 x4)", "",
+                  "| model | report PSNR / SSIM | ours PSNR / SSIM |", "|---|---|---|",
+                  f"| pretrained SRResNet (L1) | {REPORT_SRGAN_PRETRAIN[0]:.2f} / {REPORT_SRGAN_PRETRAIN[1]:.4f} | "
+                  f"{max(float(r['psnr']) for r in pre):.2f} / {float(max(pre, key=lambda r: float(r['psnr']))['ssim']):.4f} (best.pth) |",
+                  f"| SRGAN | 23.82 / 0.7632 | {float(gan[-1]['psnr']):.2f} / {float(gan[-1]['ssim']):.4f} (last.pth) |", ""]
+    for path in plot_groups():
+        parts.append(f"![{path.stem}](plots/{path.name})")
+    RESULTS.write_text("\n".join(parts) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="+", choices=GROUPS + [r.name for r in RUNS], help="groups or runs to do")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--results-only", action="store_true", help="only rebuild results.md and the plots")
+    p.add_argument("--list", action="store_true", help="list the groups and runs")
+    args = p.parse_args()
+    if args.list:
+        for run in RUNS:
+            print(f"{run.group:<20} {run.name:<22} {run.script}.py {' '.join(run.argv)}")
+        return
+    if not args.results_only:
+        chosen = [r for r in RUNS if not args.only or r.group in args.only or r.name in args.only]
+        for run in chosen:
+            execute(run, sys.executable, args.device)
+    write_results()
+
+
+if __name__ == "__main__":
+    main()
