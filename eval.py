@@ -74,6 +74,8 @@ class Model:
         self.path, self.arch, self.scale = path, state["arch"], int(state["scale"])
         self.layout, self.color = state["layout"], state["color"]
         self.net = model_from_checkpoint(state, path).to(device)
+        if device.type == "cpu":  # as in training: oneDNN convolutions are faster in NHWC
+            self.net.to(memory_format=torch.channels_last)
 
     def __call__(self, lr: np.ndarray, device, amp: bool, tile: int | None) -> torch.Tensor:
         return super_resolve(self.net, lr, self.scale, self.layout, self.color, device, amp, tile)

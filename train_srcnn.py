@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sr import distributed
 from sr.cli import ArgumentParser, run, scale_type
-from sr.losses import CONTENT_LOSSES, content_loss
+from sr.losses import CONTENT_LOSSES
 from sr.models import COLORS, MODELS
-from sr.training import ContentStep, Session, add_training_args, prepare_modules
+from sr.training import Session, add_training_args, train_content
 
 SCRIPT = "train_srcnn"
 
@@ -45,16 +45,7 @@ def main(args) -> dict:
 
 def train(args, ctx: distributed.Context) -> dict:
     session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"{a.arch}_{a.loss}_x{a.scale}")
-    model, kwargs = session.create_generator()
-    (net,) = prepare_modules([model], ctx, session.amp.channels_last, args.compile)
-    optimizer, scheduler, scaler = session.optimizer(model, args.lr)
-    step = ContentStep(net, content_loss(args.loss), optimizer, scheduler, scaler, session.amp, ctx.device)
-
-    def state() -> dict:
-        return dict(session.model_state(model, kwargs), optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
-
-    return session.fit(model, step, state, f"{args.loss} loss,")
+    return train_content(session, f"{args.loss} loss,")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from sr.cli import ArgumentParser, positive_float, run, scale_type
 from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES, VGG19_LAYERS, PerceptualLoss, adversarial_loss, content_loss
 from sr.models import COLORS, MODELS, Discriminator, rebuild
-from sr.training import METRIC_FIELDS, AmpSettings, ContentStep, Session, add_training_args, load_resumable, prepare_modules
-from sr.training import to_device
+from sr.training import METRIC_FIELDS, AmpSettings, Session, add_training_args, load_resumable, prepare_modules, to_device
+from sr.training import train_content
 
 SCRIPT = "train_srgan"
 GAN_FIELDS = ["epoch", "loss", "content", "adv", "perceptual", "d", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
@@ -68,16 +68,7 @@ def pretrain(args, ctx: distributed.Context, resume: dict | None = None) -> dict
 
     session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"{a.arch}_{a.loss}_x{a.scale}",
                             before_data=defaults, resume=resume)
-    model, kwargs = session.create_generator()
-    (net,) = prepare_modules([model], ctx, session.amp.channels_last, args.compile)
-    optimizer, scheduler, scaler = session.optimizer(model, args.lr)
-    step = ContentStep(net, content_loss(args.loss), optimizer, scheduler, scaler, session.amp, ctx.device)
-
-    def state() -> dict:
-        return dict(session.model_state(model, kwargs), optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
-
-    return session.fit(model, step, state, f"pretrain, {args.loss} loss,", METRIC_FIELDS)
+    return train_content(session, f"pretrain, {args.loss} loss,", METRIC_FIELDS)
 
 
 def _take_generator(args):

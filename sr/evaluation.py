@@ -1,7 +1,8 @@
 """Running a model on whole images and scoring it under the standard protocol.
 
 Training-time evaluation and eval.py both go through ``predict`` and ``score``, so the
-``eval psnr`` a run prints is the number eval.py gives for its checkpoint.
+``eval psnr`` a run prints is the number eval.py gives for its checkpoint (up to float
+rounding when the two run with other thread counts or memory formats).
 """
 
 from __future__ import annotations

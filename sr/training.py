@@ -30,6 +30,7 @@ from sr.cli import non_negative_int, positive_float, positive_int
 from sr.data import DEFAULT_SETS, EvalImage, PatchDataset, check_fits, default_h5_path, load_eval_set, prepare_command, read_attrs
 from sr.errors import Interrupted, UserError
 from sr.evaluation import autocast, predict, score
+from sr.losses import content_loss
 from sr.models import MODELS, create_model
 
 METRIC_FIELDS = ["epoch", "loss", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
@@ -483,6 +484,22 @@ class Session:
         start_epoch, start_step = (self.resume["epoch"] + 1, self.resume["step"]) if self.resume else (1, 0)
         loop.fit(start_epoch, start_step, self.resume.get("partial") if self.resume else None)
         return dict(model=bare_module(model), best_psnr=loop.best_psnr, out=Path(args.out))
+
+
+def train_content(session: Session, describe: str, fields: list[str] | None = None) -> dict[str, Any]:
+    """Supervised training with the content loss ``--loss``: train_srcnn.py, and the
+    pretrain phase of train_srgan.py."""
+    args, ctx = session.args, session.ctx
+    model, kwargs = session.create_generator()
+    (net,) = prepare_modules([model], ctx, session.amp.channels_last, args.compile)
+    optimizer, scheduler, scaler = session.optimizer(model, args.lr)
+    step = ContentStep(net, content_loss(args.loss), optimizer, scheduler, scaler, session.amp, ctx.device)
+
+    def state() -> dict[str, Any]:
+        return dict(session.model_state(model, kwargs), optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
+
+    return session.fit(model, step, state, describe, fields)
 
 
 class ContentStep:

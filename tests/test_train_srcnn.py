@@ -45,7 +45,7 @@ def test_prepare_train_eval_end_to_end(tmp_path, h5_x3, image_folders, capsys):
     # eval.py on the checkpoint gives the number the run printed: one code path for both.
     summary = eval_script.main(eval_script.parse_args(
         ["--weights", str(tmp_path / "run" / "best.pth"), "--dataset", str(image_folders["eval"]), "--device", "cpu"]))
-    assert summary["model_mean"]["psnr"] == pytest.approx(best["best_psnr"], abs=1e-9)
+    assert summary["model_mean"]["psnr"] == pytest.approx(best["best_psnr"], abs=1e-3)
     assert result["best_psnr"] == best["best_psnr"]
 
 
@@ -81,7 +81,7 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h5_x3, monkeypatch):
-    real = train_srcnn.content_loss
+    real = sr.training.content_loss
     calls = {"n": 0}
 
     def poisoned(name):
@@ -94,7 +94,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h
 
         return loss
 
-    monkeypatch.setattr(train_srcnn, "content_loss", poisoned)
+    monkeypatch.setattr(sr.training, "content_loss", poisoned)
     with pytest.raises(UserError, match="diverged: the loss became NaN or infinite at epoch 2.*last good checkpoint is"):
         _train(h5_x3, tmp_path / "run", "--epochs", "3")
     kept = load_checkpoint(tmp_path / "run" / "last.pth")
@@ -164,3 +164,12 @@ def test_init_starts_another_scale_from_trained_weights(tmp_path, h5_x3, image_f
         assert torch.allclose(x2["model"][key], value, atol=1e-6), key
     with pytest.raises(UserError, match="holds srcnn \\(y\\), not fsrcnn \\(y\\)"):
         _train(h5_x2, tmp_path / "bad", "--scale", "2", "--arch", "fsrcnn", "--init", str(tmp_path / "x3" / "last.pth"))
+
+
+def test_lazy_loading_with_workers_trains_like_in_memory(tmp_path, h5_x3):
+    _train(h5_x3, tmp_path / "memory", "--epochs", "1", "--no-amp")
+    _train(h5_x3, tmp_path / "lazy", "--epochs", "1", "--no-amp", "--load", "lazy", "--workers", "2")
+    memory, lazy = _metrics(tmp_path / "memory")[0], _metrics(tmp_path / "lazy")[0]
+    # The same batches (only their order inside a batch differs): the same run up to rounding.
+    assert float(lazy["loss"]) == pytest.approx(float(memory["loss"]), rel=1e-4)
+    assert float(lazy["psnr"]) == pytest.approx(float(memory["psnr"]), abs=1e-3)
