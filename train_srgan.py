@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from sr import distributed
 from sr.checkpoint import bare_module, load_checkpoint
@@ -71,11 +72,19 @@ def pretrain(args, ctx: distributed.Context, resume: dict | None = None) -> dict
     return train_content(session, f"pretrain, {args.loss} loss,", METRIC_FIELDS)
 
 
-def _take_generator(args):
-    """gan phase: the generator's architecture, scale and colour come from its checkpoint."""
+class GeneratorSource:
+    """gan phase: reads --generator; its architecture, scale and colour become the run's.
 
-    def apply(resume: dict | None) -> None:
-        if resume:  # a GAN run being resumed already carries its generator
+    Called by Session.start before the data is opened (the data must fit the generator);
+    a GAN run being resumed carries its generator already, so then it does nothing.
+    """
+
+    def __init__(self, args):
+        self.args, self.state = args, None
+
+    def __call__(self, resume: dict | None) -> None:
+        args = self.args
+        if resume:
             return
         if args.generator is None:
             raise UserError("--phase gan needs --generator CHECKPOINT (a pretrained generator, e.g. runs/srresnet_l1_x4/best.pth)")
@@ -88,9 +97,7 @@ def _take_generator(args):
             setattr(args, key, state[key])
         if state["layout"] != "lr-hr":
             raise UserError(f"{args.generator}: {state['arch']} reads upsampled images; SRGAN needs a generator on LR input")
-        args._generator_state = state
-
-    return apply
+        self.state = state
 
 
 class GanStep:
@@ -146,23 +153,27 @@ class GanStep:
 
 
 def train_gan(args, ctx: distributed.Context, resume: dict | None = None) -> dict:
+    source = GeneratorSource(args)
     session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"srgan_{a.arch}_x{a.scale}",
-                            before_data=_take_generator(args), resume=resume)
+                            before_data=source, resume=resume)
     resume = session.resume
     if resume:
         model, kwargs = session.create_generator()
         d_kwargs = resume["discriminator_kwargs"]
     else:
-        generator = args._generator_state
-        del args._generator_state
         torch.manual_seed(args.seed)
-        kwargs = generator["model_kwargs"]
+        kwargs = source.state["model_kwargs"]
         model = rebuild(args.arch, kwargs)
-        model.load_state_dict(generator["model"])
+        model.load_state_dict(source.state["model"])
         d_kwargs = dict(channels=kwargs["channels"], patch_size=session.data.train.hr_shape[-1])
     discriminator = Discriminator(**d_kwargs)
     if resume:
         discriminator.load_state_dict(resume["discriminator"])
+    if ctx.distributed and ctx.device.type == "cuda":
+        # Batch statistics over the global batch, as one process would compute them. (Not
+        # on the CPU, where SyncBatchNorm is unsupported: there each rank normalises its
+        # own share, and the unused running averages differ between ranks.)
+        discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
     perceptual = None
     if args.perceptual_weight > 0:
         if args.vgg_weights is None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -94,25 +92,6 @@ GROUPS = list(dict.fromkeys(r.group for r in RUNS))
 REPORT_SRGAN_PRETRAIN = (23.7909, 0.7621)  # the report's pretrained generator, before the GAN phase
 
 
-def machine() -> str:
-    """Where a run happens: the GPU's name, or the CPU and the threads it may use."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"GPU {torch.cuda.get_device_name(0)}"
-        threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
-    except ImportError:
-        threads = "?"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU {cpu}, {threads} thread(s) of {os.cpu_count()}"
-
-
 def ensure_data(run: Run, py: str) -> None:
     scale, layout, color = run.data
     sets = ("T91", "Set5") if color == "y" else ("BSDS200", "BSDS100")
@@ -150,7 +129,9 @@ def execute(run: Run, py: str, device: str) -> None:
     result = subprocess.run(argv, cwd=ROOT)
     info_path = out / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {"sessions": []}
-    info["sessions"].append({"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)),
+    args_file = out / "args.json"
+    where = json.loads(args_file.read_text()).get("machine", "?") if args_file.exists() else "?"
+    info["sessions"].append({"machine": where, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)),
                              "wall_seconds": round(time.time() - start, 1), "exit_code": result.returncode})
     out.mkdir(parents=True, exist_ok=True)
     info_path.write_text(json.dumps(info, indent=2) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -83,3 +84,18 @@ def broadcast_flag(ctx: Context, flag: bool) -> bool:
     t = torch.tensor([1 if flag else 0], device=ctx.device)
     dist.broadcast(t, 0)
     return bool(t.item())
+
+
+def describe_machine(ctx: Context) -> str:
+    """Where a run happens, for its records: the GPU, or the CPU and its threads."""
+    if ctx.device.type == "cuda":
+        where = f"GPU {torch.cuda.get_device_name(ctx.device)}"
+    else:
+        cpu = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        where = f"CPU {cpu}, {torch.get_num_threads()} of {os.cpu_count()} threads"
+    return where + (f", {ctx.world_size} processes" if ctx.distributed else "") + f", torch {torch.__version__}"

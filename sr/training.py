@@ -162,8 +162,6 @@ class AmpSettings:
         return precision + (", channels-last" if self.channels_last else "")
 
 
-amp_settings = AmpSettings
-
 
 class RunDir:
     """The run folder and its files (only rank 0 writes)."""
@@ -422,6 +420,7 @@ class Session:
         args.out = Path(args.out or default_out(args))
         run = RunDir(args.out, resuming=resume is not None) if ctx.is_main else None
         amp = AmpSettings(args, ctx.device)
+        args.machine = distributed.describe_machine(ctx)  # recorded in args.json and checkpoints
         loader, batches = make_loader(data.train, args.batch_size, ctx, args.seed, args.workers)
         return cls(args, ctx, script, spec, resume, data, run, amp, loader, batches)
 

@@ -1,0 +1,99 @@
+"""Turn a finished run into shipped weights: weights/<name>.pth and its recipe, weights/<name>.json.
+
+    python experiments/export_weights.py runs/fsrcnn-paper_l1_x3 --name fsrcnn_x3
+    python experiments/export_weights.py runs/srresnet_x4 --name srresnet_x4 --half --checkpoint last.pth
+
+The .pth holds only what eval.py needs (architecture, its arguments, scale, colour, layout,
+weights). The recipe lists every run behind the weights, following --init back to the
+start: the command, the training data's settings, epochs, seconds, where it ran, and the
+eval scores of each epoch's end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import h5py
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sr.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+
+FLAG_ORDER = ("phase", "arch", "loss", "scale", "color", "epochs", "batch_size", "lr", "train", "eval", "init",
+              "generator", "adv_weight", "d_lr", "perceptual_weight", "vgg_weights", "seed", "amp")
+
+
+def command(args: dict) -> str:
+    """The training call that reproduces a run, from its args.json."""
+    parts = [f"python {args.get('script', 'train_srcnn')}.py"]
+    for key in FLAG_ORDER:
+        value = args.get(key)
+        if value is None or value is False or (key == "perceptual_weight" and not value):
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def describe_run(run_dir: Path) -> dict:
+    args = json.loads((run_dir / "args.json").read_text())
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    data = {}
+    train = ROOT / args["train"] if not Path(args["train"]).is_absolute() else Path(args["train"])
+    if train.exists():
+        with h5py.File(train, "r") as f:
+            data = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items() if k != "kind"}
+            data["patches"] = int(f["lr"].shape[0])
+    return {
+        "run": str(run_dir),
+        "command": command(args),
+        "data": data,
+        "epochs": len(rows),
+        "seconds": round(sum(float(r["seconds"]) for r in rows), 1),
+        "machine": args.get("machine", "?"),
+        "per_epoch": [{"epoch": int(r["epoch"]), "psnr": float(r["psnr"]), "ssim": float(r["ssim"]),
+                       "loss": float(r["loss"])} for r in rows],
+    }
+
+
+def chain(run_dir: Path) -> list[Path]:
+    """This run and, first, the runs its --init came from."""
+    runs = [run_dir]
+    while True:
+        init = json.loads((runs[0] / "args.json").read_text()).get("init")
+        if not init:
+            return runs
+        runs.insert(0, Path(init).parent if Path(init).is_absolute() else ROOT / Path(init).parent)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", type=Path, help="the run folder")
+    p.add_argument("--name", required=True, help="weights/<name>.pth, e.g. fsrcnn_x3")
+    p.add_argument("--checkpoint", default="best.pth", help="best.pth (default) or last.pth")
+    p.add_argument("--half", action="store_true", help="store fp16 weights (loaded back as fp32) to halve the file")
+    p.add_argument("--note", default="", help="a sentence for the recipe: why this model, what was tried")
+    args = p.parse_args()
+    state = load_checkpoint(args.run / args.checkpoint)
+    weights = {k: (v.half() if args.half and v.is_floating_point() else v) for k, v in state["model"].items()}
+    out = ROOT / "weights"
+    slim = {k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")}
+    save_checkpoint(out / f"{args.name}.pth", dict(slim, model=weights, name=args.name))
+    runs = [describe_run(r) for r in chain(args.run)]
+    recipe = dict(name=args.name, **{k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")},
+                  checkpoint=f"{args.run / args.checkpoint} (epoch {state['epoch']})",
+                  weights_dtype="float16" if args.half else "float32", note=args.note, runs=runs,
+                  total_seconds=round(sum(r["seconds"] for r in runs), 1))
+    (out / f"{args.name}.json").write_text(json.dumps(recipe, indent=2) + "\n")
+    print(f"wrote {out / args.name}.pth and .json: {state['arch']} x{state['scale']}, {len(runs)} run(s), "
+          f"{recipe['total_seconds'] / 60:.0f} min of training")
+
+
+if __name__ == "__main__":
+    main()
