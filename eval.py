@@ -30,6 +30,9 @@ from sr.figures import side_by_side
 from sr.images import load_rgb, save_image
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Inputs larger than this are tiled unless --tile says otherwise: a 12-megapixel photo
+# enlarged x4 untiled would need tens of GB for SRResNet's full-resolution activations.
+AUTO_TILE, AUTO_TILE_ABOVE = 256, 512 * 512
 DEFAULT_WEIGHTS = "srresnet_x4"  # for --upscale without --weights: the strongest shipped model on photos
 
 
@@ -49,7 +52,9 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--data-root", help="folder holding Set5/, Set14/, ... (default: $SR_DATA, else ./data)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (faster; scores may move in the last digit)")
-    p.add_argument("--tile", type=positive_int, help="process the input in tiles of N pixels (bounded memory, same result)")
+    p.add_argument("--tile", type=positive_int, help="process the input in tiles of N pixels: bounded memory, the same "
+                   f"result within 1/255 (default: {AUTO_TILE} for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
+                   f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels, none otherwise)")
     return p.parse_args(argv)
 
 
@@ -78,6 +83,8 @@ class Model:
             self.net.to(memory_format=torch.channels_last)
 
     def __call__(self, lr: np.ndarray, device, amp: bool, tile: int | None) -> torch.Tensor:
+        if tile is None and lr.shape[0] * lr.shape[1] > AUTO_TILE_ABOVE:
+            tile = AUTO_TILE
         return super_resolve(self.net, lr, self.scale, self.layout, self.color, device, amp, tile)
 
 

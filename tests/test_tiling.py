@@ -71,3 +71,22 @@ def test_eval_tile_flag_gives_the_untiled_picture(tmp_path):
     whole = np.asarray(Image.open(tmp_path / "whole.png")).astype(int)
     tiled = np.asarray(Image.open(tmp_path / "tiled.png")).astype(int)
     assert whole.shape == (82, 106, 3) and np.abs(whole - tiled).max() <= 1
+
+
+def test_large_inputs_are_tiled_automatically(tmp_path, monkeypatch):
+    model, kwargs = _trained_looking("srresnet-tailin", 2)
+    save_checkpoint(tmp_path / "w.pth", dict(arch="srresnet-tailin", model_kwargs=kwargs, scale=2, color="rgb",
+                                             layout="lr-hr", model=model.state_dict()))
+    Image.fromarray(smooth_image(np.random.default_rng(3), 40, 40)).save(tmp_path / "in.png")
+    calls = []
+    real = eval_script.super_resolve
+    monkeypatch.setattr(eval_script, "super_resolve", lambda *a: calls.append(a[-1]) or real(*a))
+    monkeypatch.setattr(eval_script, "AUTO_TILE_ABOVE", 30 * 30)
+    monkeypatch.setattr(eval_script, "AUTO_TILE", 16)
+    argv = ["--weights", str(tmp_path / "w.pth"), "--image", str(tmp_path / "in.png"), "--upscale", "--device", "cpu"]
+    eval_script.main(eval_script.parse_args([*argv, "--output", str(tmp_path / "auto.png")]))
+    eval_script.main(eval_script.parse_args([*argv, "--output", str(tmp_path / "whole.png"), "--tile", "1000"]))
+    assert calls == [16, 1000]
+    auto = np.asarray(Image.open(tmp_path / "auto.png")).astype(int)
+    whole = np.asarray(Image.open(tmp_path / "whole.png")).astype(int)
+    assert np.abs(auto - whole).max() <= 1
