@@ -72,17 +72,18 @@ def chain(run_dir: Path) -> list[Path]:
         runs.insert(0, Path(init).parent if Path(init).is_absolute() else ROOT / Path(init).parent)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="the run folder")
     p.add_argument("--name", required=True, help="weights/<name>.pth, e.g. fsrcnn_x3")
     p.add_argument("--checkpoint", default="best.pth", help="best.pth (default) or last.pth")
     p.add_argument("--half", action="store_true", help="store fp16 weights (loaded back as fp32) to halve the file")
     p.add_argument("--note", default="", help="a sentence for the recipe: why this model, what was tried")
-    args = p.parse_args()
+    p.add_argument("--out-dir", type=Path, default=ROOT / "weights", help="where to write (default: weights/)")
+    args = p.parse_args(argv)
     state = load_checkpoint(args.run / args.checkpoint)
     weights = {k: (v.half() if args.half and v.is_floating_point() else v) for k, v in state["model"].items()}
-    out = ROOT / "weights"
+    out = args.out_dir
     slim = {k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")}
     save_checkpoint(out / f"{args.name}.pth", dict(slim, model=weights, name=args.name))
     runs = [describe_run(r) for r in chain(args.run)]
