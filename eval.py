@@ -131,7 +131,7 @@ def image_mode(args, model: Model | None, scale: int, device) -> dict:
     save_image(compare, side_by_side(panels))
     print(f"wrote {out / f'{stem}_bicubic_x{scale}.png'}" + (f", {out / f'{stem}_{name}_x{scale}.png'}" if model else "") + f", {compare}")
     row = {"image": stem, "bicubic": bic, **({"model": scores} if model else {})}
-    return _summary(args, [row], model)
+    return _summary([row], model)
 
 
 def upscale_mode(args, model: Model | None, device) -> None:
@@ -160,7 +160,7 @@ def dataset_mode(args, model: Model | None, scale: int, device) -> dict:
     width = max(len(r["image"]) for r in rows + [{"image": "image"}]) + 2
     header = f"{'image':<{width}}{'bicubic':<20}" + (f"{label:<20}" if model else "") + ("RGB" if rgb else "")
     print(header)
-    summary = _summary(args, rows, model)
+    summary = _summary(rows, model)
     for r in rows + [{"image": "mean", "bicubic": summary["bicubic_mean"], "model": summary.get("model_mean")}]:
         line = f"{r['image']:<{width}}{r['bicubic']['psnr']:>6.2f} / {r['bicubic']['ssim']:.4f}     "
         if model:
@@ -175,14 +175,14 @@ def _mean(rows: list[dict], key: str) -> dict:
     return {f: float(np.mean([r[key][f] for r in rows])) for f in fields}
 
 
-def _summary(args, rows: list[dict], model: Model | None) -> dict:
+def _summary(rows: list[dict], model: Model | None) -> dict:
     summary = {"rows": rows, "bicubic_mean": _mean(rows, "bicubic")}
     if model:
         summary["model_mean"] = _mean(rows, "model")
     return summary
 
 
-def write_json(path: Path, args, summary: dict, rows_source: str, model: Model | None, scale: int) -> None:
+def write_json(path: Path, summary: dict, rows_source: str, model: Model | None, scale: int) -> None:
     main = summary.get("model_mean", summary["bicubic_mean"])
     bic = summary["bicubic_mean"]
     doc = {"psnr": main["psnr"], "ssim": main["ssim"], "bicubic_psnr": bic["psnr"], "bicubic_ssim": bic["ssim"],
@@ -222,7 +222,7 @@ def main(args) -> dict | None:
         return None
     summary = image_mode(args, model, scale, device) if args.image else dataset_mode(args, model, scale, device)
     if args.json:
-        write_json(args.json, args, summary, str(args.image or args.dataset), model, scale)
+        write_json(args.json, summary, str(args.image or args.dataset), model, scale)
     return summary
 
 
