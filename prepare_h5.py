@@ -35,8 +35,8 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--layout", choices=LAYOUTS, default="upsampled",
                    help="upsampled: LR enlarged back to HR size (SRCNN, FSRCNN); lr-hr: LR and HR patches (fsrcnn-paper, SRResNet)")
     p.add_argument("--color", choices=tuple(COLORS), default="y", help="y: the Y channel of YCbCr; rgb: three channels")
-    p.add_argument("--images", help="training images: a set name under the data root, a folder or a file "
-                   "(default: T91 for y, BSDS200 for rgb)")
+    p.add_argument("--images", nargs="+", help="training images: set names under the data root, folders or files, "
+                   "one or more (default: T91 for y, BSDS200 for rgb; 'T91 BSDS200' is the 291-image set of VDSR)")
     p.add_argument("--eval-images", help="evaluation images, likewise (default: Set5 for y, BSDS100 for rgb)")
     p.add_argument("--patch-size", type=positive_int, help="HR patch side in pixels (default: 33 upsampled; "
                    "11 x scale lr-hr y; 25 x scale lr-hr rgb, i.e. 100 at x4)")
@@ -62,15 +62,20 @@ def _check_geometry(args) -> None:
 
 
 def write_training_file(args, root: Path) -> dict:
-    name, files = resolve_images(args.images, root)
+    names, files = [], []
+    for spec in args.images:
+        name, found = resolve_images(spec, root)
+        names.append(name)
+        files += found
+    name = "+".join(names)
     if args.max_images:
         files = files[: args.max_images]
     output = args.output or default_h5_path(name, args.scale, args.layout, args.color)
     lr_side = args.patch_size if args.layout == "upsampled" else args.patch_size // args.scale
     channels = COLORS[args.color]
     attrs = dict(kind="train", scale=args.scale, layout=args.layout, color=args.color, patch_size=args.patch_size,
-                 stride=args.stride, augment=args.augment, degradation=DEGRADATION, source=str(Path(files[0]).parent),
-                 source_name=name)
+                 stride=args.stride, augment=args.augment, degradation=DEGRADATION,
+                 source=", ".join(sorted({str(Path(f).parent) for f in files})), source_name=name)
     writer = PatchWriter(output, (channels, lr_side, lr_side), (channels, args.patch_size, args.patch_size), attrs)
     used, skipped = 0, []
     try:
@@ -125,7 +130,7 @@ def write_eval_file(args, root: Path) -> dict:
 
 def main(args) -> dict:
     defaults = DEFAULT_SETS[args.color]
-    args.images = args.images or defaults[0]
+    args.images = args.images or [defaults[0]]
     args.eval_images = args.eval_images or defaults[1]
     patch, stride = default_patch(args.scale, args.layout, args.color)
     args.patch_size = args.patch_size or patch

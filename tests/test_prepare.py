@@ -119,3 +119,13 @@ def test_a_scale_that_is_not_an_integer_of_at_least_two_exits_with_one_line(scal
     result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", scale], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "scale must be an integer >= 2" in result.stderr
+
+
+def test_several_image_sets_make_one_training_file(tmp_path, image_folders):
+    train = tmp_path / "both.h5"
+    argv = ["--scale", "3", "--stride", "9", "--images", str(image_folders["train"]), str(image_folders["eval"]),
+            "--eval-images", str(image_folders["eval"]), "--output", str(train), "--eval-output", str(tmp_path / "e.h5")]
+    prepare_h5.main(prepare_h5.parse_args(argv))
+    expected = _expected_patches(image_folders["train"], 3, 33, 9) + _expected_patches(image_folders["eval"], 3, 33, 9)
+    with h5py.File(train) as f:
+        assert len(f["lr"]) == expected and f.attrs["source_name"] == "train+eval" and f.attrs["images"] == 9
