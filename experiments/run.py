@@ -39,13 +39,16 @@ class Run:
     script: str  # train_srcnn | train_srgan
     argv: tuple[str, ...]
     epochs: int
-    report_psnr: float | None = None  # the report's last "eval psnr"
-    report_ssim: float | None = None
+    report_curve: tuple[float, ...] = ()  # the report's "eval psnr" after each epoch
     needs: tuple[str, ...] = ()  # runs that must finish first
     data: tuple = field(default=())  # (scale, layout, color) of the h5 files it reads
 
+    @property
+    def report_psnr(self) -> float | None:
+        return self.report_curve[-1] if self.report_curve else None
 
-def _srcnn(group, arch, loss, scale, epochs, report=None) -> Run:
+
+def _srcnn(group, arch, loss, scale, epochs, report=()) -> Run:
     return Run(f"{arch}_{loss}_x{scale}", group, "train_srcnn",
                ("--arch", arch, "--loss", loss, "--scale", str(scale), "--epochs", str(epochs)), epochs, report,
                data=(scale, "upsampled", "y"))
@@ -60,36 +63,40 @@ def _bsds(group, arch, loss, report) -> Run:
     return Run(f"{arch}_{loss}_x4", group, script, argv, 3, report, data=(4, "lr-hr", "rgb"))
 
 
+# The report's per-epoch "eval psnr" lines, copied from its logs.
 RUNS: list[Run] = [
     # SRCNN half: T91 patches (33 px, stride 14), Set5. The report's 21,888 samples/epoch are x2.
-    _srcnn("srcnn-loss-x2", "srcnn", "mse", 2, 10, 34.50),
-    _srcnn("srcnn-loss-x2", "srcnn", "l1", 2, 10, 34.94),
-    _srcnn("fsrcnn-loss-x2", "fsrcnn", "mse", 2, 10, 26.64),
-    _srcnn("fsrcnn-loss-x2", "fsrcnn", "l1", 2, 10, 32.51),
-    _srcnn("fsrcnn-in-x2", "fsrcnn-in", "mse", 2, 5, 10.10),
-    _srcnn("fsrcnn-wide-x2", "fsrcnn-wide", "mse", 2, 5, 30.88),
-    _srcnn("fsrcnn-wide-x2", "fsrcnn-wide", "l1", 2, 5, 33.84),
+    _srcnn("srcnn-loss-x2", "srcnn", "mse", 2, 10, (31.18, 32.73, 33.44, 33.90, 34.18, 34.33, 34.42, 34.47, 34.49, 34.50)),
+    _srcnn("srcnn-loss-x2", "srcnn", "l1", 2, 10, (32.93, 33.80, 34.18, 34.59, 34.73, 34.81, 34.87, 34.92, 34.94, 34.94)),
+    _srcnn("fsrcnn-loss-x2", "fsrcnn", "mse", 2, 10, (16.52, 20.57, 22.78, 24.21, 25.17, 25.81, 26.23, 26.48, 26.61, 26.64)),
+    _srcnn("fsrcnn-loss-x2", "fsrcnn", "l1", 2, 10, (25.23, 28.72, 30.44, 31.21, 31.74, 32.07, 32.28, 32.40, 32.49, 32.51)),
+    _srcnn("fsrcnn-in-x2", "fsrcnn-in", "mse", 2, 5, (8.53, 9.34, 9.66, 9.94, 10.10)),
+    _srcnn("fsrcnn-wide-x2", "fsrcnn-wide", "mse", 2, 5, (27.64, 29.45, 30.33, 30.77, 30.88)),
+    _srcnn("fsrcnn-wide-x2", "fsrcnn-wide", "l1", 2, 5, (31.27, 32.83, 33.01, 33.72, 33.84)),
     # The same losses at x3, the scale of the usage line (no report figure).
     _srcnn("srcnn-loss-x3", "srcnn", "mse", 3, 10),
     _srcnn("srcnn-loss-x3", "srcnn", "l1", 3, 10),
     _srcnn("fsrcnn-loss-x3", "fsrcnn", "mse", 3, 10),
     _srcnn("fsrcnn-loss-x3", "fsrcnn", "l1", 3, 10),
     # SRGAN half: BSDS200 -> BSDS100, x4, HR 100 / LR 25 patches, 3 epochs.
-    _bsds("srresnet-x4", "srresnet", "mse", 19.04),
-    _bsds("srresnet-x4", "srresnet", "l1", 21.90),
-    _bsds("fsrcnn-paper-x4", "fsrcnn-paper", "mse", 17.57),
-    _bsds("fsrcnn-paper-x4", "fsrcnn-paper", "l1", 19.16),
-    _bsds("srresnet-noin-x4", "srresnet-noin", "mse", 5.07),
-    _bsds("srresnet-noin-x4", "srresnet-noin", "l1", 5.66),
-    _bsds("srresnet-tailin-x4", "srresnet-tailin", "mse", 20.94),
-    _bsds("srresnet-tailin-x4", "srresnet-tailin", "l1", 22.63),
+    _bsds("srresnet-x4", "srresnet", "mse", (16.67, 18.51, 19.04)),
+    _bsds("srresnet-x4", "srresnet", "l1", (19.62, 21.36, 21.90)),
+    _bsds("fsrcnn-paper-x4", "fsrcnn-paper", "mse", (15.12, 17.20, 17.57)),
+    _bsds("fsrcnn-paper-x4", "fsrcnn-paper", "l1", (17.92, 18.78, 19.16)),
+    _bsds("srresnet-noin-x4", "srresnet-noin", "mse", (5.06, 5.07, 5.07)),
+    _bsds("srresnet-noin-x4", "srresnet-noin", "l1", (5.30, 5.55, 5.66)),
+    _bsds("srresnet-tailin-x4", "srresnet-tailin", "mse", (18.90, 20.53, 20.94)),
+    _bsds("srresnet-tailin-x4", "srresnet-tailin", "l1", (21.05, 22.22, 22.63)),
     # SRGAN on top of the L1 SRResNet above (report: batch 128, adversarial weight 1e-3).
     Run("srgan_srresnet_x4", "srgan-x4", "train_srgan",
         ("--phase", "gan", "--generator", "experiments/runs/srresnet_l1_x4/best.pth", "--epochs", "1",
-         "--batch-size", "128"), 1, 23.8192, 0.7632, needs=("srresnet_l1_x4",), data=(4, "lr-hr", "rgb")),
+         "--batch-size", "128"), 1, (23.8192,), needs=("srresnet_l1_x4",), data=(4, "lr-hr", "rgb")),
 ]
 GROUPS = list(dict.fromkeys(r.group for r in RUNS))
 REPORT_SRGAN_PRETRAIN = (23.7909, 0.7621)  # the report's pretrained generator, before the GAN phase
+REPORT_SRGAN = (23.8192, 0.7632)
+# Plain bicubic on each group's eval set under the standard protocol (the SPEC's table).
+BICUBIC = {2: ("Set5", 33.68), 3: ("Set5", 30.40), 4: ("BSDS100", 25.96)}
 
 
 def ensure_data(run: Run, py: str) -> None:
@@ -153,20 +160,21 @@ def run_info(name: str) -> dict:
 
 
 def results_table() -> str:
-    lines = ["| group | run | epochs | report final PSNR | our final PSNR / SSIM | our best PSNR | where | training time |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| group | run | eval set | epochs | bicubic | report final PSNR | our final PSNR / SSIM | our best PSNR "
+             "| where | training time |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in RUNS:
         rows = read_metrics(run.name)
         info = run_info(run.name)
+        eval_set, bicubic = BICUBIC[run.data[0]]
+        head = f"| {run.group} | {run.name} | {eval_set} x{run.data[0]} | {len(rows)}/{run.epochs} | {bicubic:.2f} | {_fmt(run.report_psnr)} |"
         if not rows:
-            lines.append(f"| {run.group} | {run.name} | 0/{run.epochs} | {_fmt(run.report_psnr)} | not run | | | |")
+            lines.append(f"{head} not run | | | |")
             continue
         last = rows[-1]
         best = max(float(r["psnr"]) for r in rows)
         seconds = sum(float(r["seconds"]) for r in rows)
         where = "; ".join(sorted({s["machine"] for s in info["sessions"]})) or "?"
-        lines.append(f"| {run.group} | {run.name} | {len(rows)}/{run.epochs} | {_fmt(run.report_psnr)} | "
-                     f"{float(last['psnr']):.2f} / {float(last['ssim']):.4f} | {best:.2f} | {where} | {_duration(seconds)} |")
+        lines.append(f"{head} {float(last['psnr']):.2f} / {float(last['ssim']):.4f} | {best:.2f} | {where} | {_duration(seconds)} |")
     return "\n".join(lines)
 
 
@@ -193,10 +201,17 @@ def plot_groups() -> list[Path]:
         runs = [r for r in RUNS if r.group == group and read_metrics(r.name)]
         if not runs:
             continue
-        fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-        for run in runs:
+        fig, ax = plt.subplots(figsize=(6, 3.8), dpi=110)
+        for i, run in enumerate(runs):
             rows = read_metrics(run.name)
-            ax.plot([int(r["epoch"]) for r in rows], [float(r["psnr"]) for r in rows], marker="o", label=run.name)
+            color = f"C{i}"
+            ax.plot([int(r["epoch"]) for r in rows], [float(r["psnr"]) for r in rows], marker="o", color=color,
+                    label=f"{run.name} (ours)")
+            if run.report_curve:
+                ax.plot(range(1, len(run.report_curve) + 1), run.report_curve, linestyle="--", color=color, alpha=0.6,
+                        label=f"{run.name} (report)")
+        eval_set, bicubic = BICUBIC[runs[0].data[0]]
+        ax.axhline(bicubic, color="gray", linewidth=1, linestyle=":", label=f"bicubic ({eval_set})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("eval PSNR on Y (dB)")
         ax.set_title(group)
@@ -221,7 +236,8 @@ def write_results() -> None:
                   "| model | report PSNR / SSIM | ours PSNR / SSIM |", "|---|---|---|",
                   f"| pretrained SRResNet (L1) | {REPORT_SRGAN_PRETRAIN[0]:.2f} / {REPORT_SRGAN_PRETRAIN[1]:.4f} | "
                   f"{max(float(r['psnr']) for r in pre):.2f} / {float(max(pre, key=lambda r: float(r['psnr']))['ssim']):.4f} (best.pth) |",
-                  f"| SRGAN | 23.82 / 0.7632 | {float(gan[-1]['psnr']):.2f} / {float(gan[-1]['ssim']):.4f} (last.pth) |", ""]
+                  f"| SRGAN | {REPORT_SRGAN[0]:.2f} / {REPORT_SRGAN[1]:.4f} | {float(gan[-1]['psnr']):.2f} / "
+                  f"{float(gan[-1]['ssim']):.4f} (last.pth) |", ""]
     for path in plot_groups():
         parts.append(f"![{path.stem}](plots/{path.name})")
     RESULTS.write_text("\n".join(parts) + "\n")
