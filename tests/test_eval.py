@@ -93,6 +93,9 @@ def test_bad_requests_are_refused(tmp_path, photo):
         _eval("--weights", tmp_path / "nope.pth", "--image", photo)
     with pytest.raises(UserError, match="no such file"):
         _eval("--weights", weights, "--image", tmp_path / "nope.png")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(UserError, match="cannot write image"):
+        _eval("--weights", weights, "--image", photo, "--out-dir", tmp_path / "afile" / "out")
     (tmp_path / "plain.pth").write_bytes(b"not torch")
     with pytest.raises(UserError, match="not a readable PyTorch checkpoint"):
         _eval("--weights", tmp_path / "plain.pth", "--image", photo)

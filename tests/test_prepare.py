@@ -129,3 +129,11 @@ def test_several_image_sets_make_one_training_file(tmp_path, image_folders):
     expected = _expected_patches(image_folders["train"], 3, 33, 9) + _expected_patches(image_folders["eval"], 3, 33, 9)
     with h5py.File(train) as f:
         assert len(f["lr"]) == expected and f.attrs["source_name"] == "train+eval" and f.attrs["images"] == 9
+
+
+def test_an_output_that_cannot_be_written_is_one_clear_error(tmp_path, image_folders):
+    (tmp_path / "file").write_text("")
+    argv = ["--scale", "3", "--images", str(image_folders["train"]), "--eval-images", str(image_folders["eval"]),
+            "--output", str(tmp_path / "file" / "t.h5"), "--eval-output", str(tmp_path / "e.h5")]
+    with pytest.raises(UserError, match="cannot write .*file/t.h5"):
+        prepare_h5.main(prepare_h5.parse_args(argv))
