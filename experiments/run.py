@@ -78,6 +78,10 @@ RUNS: list[Run] = [
     _srcnn("srcnn-loss-x3", "srcnn", "l1", 3, 10),
     _srcnn("fsrcnn-loss-x3", "fsrcnn", "mse", 3, 10),
     _srcnn("fsrcnn-loss-x3", "fsrcnn", "l1", 3, 10),
+    # Which FSRCNN to ship: the variants at the same settings (L1, 10 epochs, T91 x3, default patches).
+    _srcnn("fsrcnn-variants-x3", "fsrcnn-wide", "l1", 3, 10),
+    Run("fsrcnn-paper_l1_x3", "fsrcnn-variants-x3", "train_srcnn",
+        ("--arch", "fsrcnn-paper", "--loss", "l1", "--scale", "3", "--epochs", "10"), 10, data=(3, "lr-hr", "y")),
     # SRGAN half: BSDS200 -> BSDS100, x4, HR 100 / LR 25 patches, 3 epochs.
     _bsds("srresnet-x4", "srresnet", "mse", (16.67, 18.51, 19.04)),
     _bsds("srresnet-x4", "srresnet", "l1", (19.62, 21.36, 21.90)),
@@ -93,6 +97,8 @@ RUNS: list[Run] = [
          "--batch-size", "128"), 1, (23.8192,), needs=("srresnet_l1_x4",), data=(4, "lr-hr", "rgb")),
 ]
 GROUPS = list(dict.fromkeys(r.group for r in RUNS))
+# Runs of one group that another group's plot shows too.
+SHOWN_ALSO = {"fsrcnn-variants-x3": ("fsrcnn_l1_x3",)}
 REPORT_SRGAN_PRETRAIN = (23.7909, 0.7621)  # the report's pretrained generator, before the GAN phase
 REPORT_SRGAN = (23.8192, 0.7632)
 # Plain bicubic on each group's eval set under the standard protocol (the SPEC's table).
@@ -198,7 +204,7 @@ def plot_groups() -> list[Path]:
     PLOTS_DIR.mkdir(parents=True, exist_ok=True)
     written = []
     for group in GROUPS:
-        runs = [r for r in RUNS if r.group == group and read_metrics(r.name)]
+        runs = [r for r in RUNS if (r.group == group or r.name in SHOWN_ALSO.get(group, ())) and read_metrics(r.name)]
         if not runs:
             continue
         fig, ax = plt.subplots(figsize=(6, 3.8), dpi=110)
