@@ -43,7 +43,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--perceptual-weight", type=float, default=0.0, help="weight of the VGG19 feature loss (default 0: off)")
     p.add_argument("--vgg-weights", type=Path, help="torchvision vgg19 state_dict file for the perceptual loss (never downloaded)")
     p.add_argument("--vgg-layer", choices=list(VGG19_LAYERS), default="relu5_4", help="VGG19 feature layer (default relu5_4)")
-    add_training_args(p, epochs=3, batch_size=128, lr=1e-3)
+    add_training_args(p, epochs=3, batch_size=128, lr=1e-3,
+                      out="runs/<arch>_<loss>_x<scale>; gan: runs/srgan_<arch>_x<scale>")
     return p
 
 

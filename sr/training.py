@@ -36,7 +36,8 @@ from sr.models import MODELS, create_model
 METRIC_FIELDS = ["epoch", "loss", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
 
 
-def add_training_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, lr: float) -> None:
+def add_training_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, lr: float,
+                      out: str = "runs/<arch>_<loss>_x<scale>") -> None:
     """The flags every training script has."""
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training patches (default {epochs})")
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
@@ -44,7 +45,7 @@ def add_training_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: in
     p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate, cosine-annealed to 0 over the run (default {lr:g})")
     p.add_argument("--train", type=Path, help="training patches from prepare_h5.py (default: its output for these settings)")
     p.add_argument("--eval", type=Path, help="evaluation images from prepare_h5.py (default: its output for these settings)")
-    p.add_argument("--out", type=Path, help="run folder (default: runs/<arch>_<loss>_x<scale>)")
+    p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
     p.add_argument("--resume", type=Path, help="continue the run saved in this checkpoint (its settings are kept)")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same model, any scale whose weights "
                    "have the same shapes, e.g. an x3 SRCNN or FSRCNN for x2); optimizer and schedule start fresh")
