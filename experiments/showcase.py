@@ -104,7 +104,7 @@ def main() -> None:
         crop_figure(root / "Set14" / "zebra.png", 3, y3, (150, 240, 96), FIGURES / "comparison_x3.png")
     rgb4 = [n for n in ("srresnet_x4", "srgan_x4") if n in names]
     if rgb4:
-        crop_figure(root / "BSDS100" / "8023.png", 4, rgb4, (60, 140, 120), FIGURES / "srgan_vs_srresnet_x4.png")
+        crop_figure(root / "BSDS100" / "108005.png", 4, rgb4, (80, 150, 128), FIGURES / "srgan_vs_srresnet_x4.png")
 
 
 if __name__ == "__main__":
