@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from sr.errors import UserError
+from sr.interrupts import deferred_interrupt
 from sr.models import MODELS, rebuild
 
 FORMAT = "sr-checkpoint-v1"
@@ -51,11 +52,12 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     except OSError as exc:
         raise UserError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with deferred_interrupt():  # a Ctrl-C lands after the rename, never inside torch.save
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):

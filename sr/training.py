@@ -29,6 +29,7 @@ from sr.checkpoint import bare_module, load_checkpoint, save_checkpoint
 from sr.cli import non_negative_int, positive_float, positive_int
 from sr.data import DEFAULT_SETS, EvalImage, PatchDataset, check_fits, default_h5_path, load_eval_set, prepare_command, read_attrs
 from sr.errors import Interrupted, UserError
+from sr.interrupts import deferred_interrupt
 from sr.evaluation import autocast, predict, score
 from sr.losses import content_loss
 from sr.models import MODELS, create_model
@@ -296,6 +297,7 @@ class EpochLoop:
         self.best_psnr = best_psnr
         self.fields = fields or METRIC_FIELDS
         self.resume_hint, self.check_every = resume_hint, check_every
+        self.finished_epoch = 0  # the last epoch whose checkpoint and CSV row are written
 
     @staticmethod
     def default_fields() -> list[str]:
@@ -311,7 +313,12 @@ class EpochLoop:
         for epoch in range(start_epoch, self.epochs + 1):
             skip = start_step if epoch == start_epoch else 0
             sums = dict(partial) if (partial and epoch == start_epoch) else {}
-            last = self._epoch(epoch, skip, sums)
+            try:
+                last = self._epoch(epoch, skip, sums)
+            except KeyboardInterrupt:  # between the epoch's checkpoint and the next epoch's first batch
+                if self.ctx.is_main and self.finished_epoch:
+                    self._interrupted_after(self.finished_epoch)
+                raise
         return last
 
     def _epoch(self, epoch: int, skip: int, sums: dict) -> dict[str, Any]:
@@ -339,6 +346,8 @@ class EpochLoop:
             row = self._finish(epoch, sums, seconds, (done - skip) * self.samples_per_step) if self.ctx.is_main else {}
         except KeyboardInterrupt:
             bar.close()
+            if self.finished_epoch == epoch:  # Ctrl-C after the epoch's checkpoint: it stands as written
+                self._interrupted_after(epoch)
             self._fold(running, count, sums)
             self._interrupted(epoch, done, sums)
         distributed.barrier(self.ctx)  # the other ranks wait while rank 0 evaluates and saves
@@ -354,13 +363,15 @@ class EpochLoop:
             self.best_psnr = scores["psnr"]
         state = self.state(epoch, 0, {})
         state.update(best_psnr=self.best_psnr, scores=scores)
-        self._save("last.pth", state)
-        if improved:
-            self._save("best.pth", state)
         row = dict(epoch=epoch, **{k: f"{v:.6f}" for k, v in self._means(sums).items()}, psnr=f"{scores['psnr']:.4f}",
                    ssim=f"{scores['ssim']:.5f}", lr=f"{self.current_lr():.3e}", seconds=f"{seconds:.1f}",
                    samples_per_s=f"{samples / seconds:.1f}")
-        self.run.append_metrics(row, self.fields)
+        with deferred_interrupt():  # last.pth, best.pth and the CSV row agree, whenever Ctrl-C comes
+            self._save("last.pth", state)
+            if improved:
+                self._save("best.pth", state)
+            self.run.append_metrics(row, self.fields)
+            self.finished_epoch = epoch
         return row
 
     @staticmethod
@@ -381,6 +392,11 @@ class EpochLoop:
             kept = self.run.path / "last.pth" if self.run and (self.run.path / "last.pth").exists() else None
             tail = f"; the last good checkpoint is {kept}" if kept else "; no checkpoint was written yet"
             raise UserError(f"training diverged: the loss became NaN or infinite at {where} (try a lower --lr){tail}")
+
+    def _interrupted_after(self, epoch: int):
+        path = self.run.path / "last.pth"
+        raise Interrupted(f"interrupted at epoch {epoch}, after its checkpoint; saved {path}; continue with: "
+                          f"{self.resume_hint} --resume {path}")
 
     def _interrupted(self, epoch: int, done: int, sums: dict):
         if self.ctx.is_main:

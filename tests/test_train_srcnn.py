@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -125,6 +126,27 @@ def test_run_folders_are_protected(tmp_path, h5_x3):
         train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--epochs", "5"]))
 
 
+def test_ctrl_c_while_an_epoch_is_saved_keeps_that_epoch_whole(tmp_path, h5_x3, monkeypatch):
+    # The race CI once hit: SIGINT right after last.pth appears, while best.pth is written.
+    real_save = sr.training.save_checkpoint
+
+    def save_then_ctrl_c(path, state):
+        if path.name == "best.pth" and state["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(path, state)
+
+    monkeypatch.setattr(sr.training, "save_checkpoint", save_then_ctrl_c)
+    with pytest.raises(Interrupted, match=r"interrupted at epoch 1, after its checkpoint; saved .*last.pth"):
+        _train(h5_x3, tmp_path / "run", "--epochs", "3")
+    monkeypatch.undo()
+    saved = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert (saved["epoch"], saved["step"]) == (1, 0)
+    assert load_checkpoint(tmp_path / "run" / "best.pth")["epoch"] == 1
+    assert [r["epoch"] for r in _metrics(tmp_path / "run")] == ["1"]
+    train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--device", "cpu"]))
+    assert [r["epoch"] for r in _metrics(tmp_path / "run")] == ["1", "2", "3"]
+
+
 @pytest.fixture(scope="module")
 def augmented_x3(tmp_path_factory, image_folders):
     return make_h5(tmp_path_factory.mktemp("aug"), image_folders, 3, "--stride", "9", "--augment")
@@ -142,7 +164,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err[-3000:]
     last_line = err.strip().splitlines()[-1].split("\r")[-1]
     assert "Traceback" not in err and last_line.startswith("train_srcnn.py: interrupted at epoch")
     state = load_checkpoint(out / "last.pth")
