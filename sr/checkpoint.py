@@ -38,6 +38,12 @@ def bare_module(model: nn.Module) -> nn.Module:
             return model
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` so that a reader sees the old file or the new one, never half.
 
@@ -49,6 +55,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
     except OSError as exc:
         raise UserError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     try:

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 import torch
 
@@ -59,3 +62,12 @@ def test_bare_module_unwraps_compile():
     compiled = torch.compile(model)
     assert bare_module(compiled) is model
     assert list(bare_module(compiled).state_dict()) == list(model.state_dict())  # no _orig_mod. prefix
+
+
+def test_a_checkpoint_gets_the_usual_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "best.pth", _state())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "best.pth").stat().st_mode) == 0o644  # not mkstemp's 0600
