@@ -30,7 +30,8 @@ FLAG_ORDER = ("phase", "arch", "loss", "scale", "color", "epochs", "batch_size",
 
 def command(args: dict) -> str:
     """The training call that reproduces a run, from its args.json."""
-    parts = [f"python {args.get('script', 'train_srcnn')}.py"]
+    script = args.get("script") or ("train_srgan" if "phase" in args else "train_srcnn")  # only train_srgan has --phase
+    parts = [f"python {script}.py"]
     for key in FLAG_ORDER:
         value = args.get(key)
         if value is None or value is False or (key == "perceptual_weight" and not value):
@@ -63,10 +64,11 @@ def describe_run(run_dir: Path) -> dict:
 
 
 def chain(run_dir: Path) -> list[Path]:
-    """This run and, first, the runs its --init came from."""
+    """This run and, first, the runs its --init (or, for the GAN phase, --generator) came from."""
     runs = [run_dir]
     while True:
-        init = json.loads((runs[0] / "args.json").read_text()).get("init")
+        args = json.loads((runs[0] / "args.json").read_text())
+        init = args.get("init") or args.get("generator")
         if not init:
             return runs
         runs.insert(0, Path(init).parent if Path(init).is_absolute() else ROOT / Path(init).parent)

@@ -1,4 +1,6 @@
 import csv
+import json
+import sys
 
 import pytest
 import torch
@@ -10,7 +12,10 @@ from sr.data import PatchDataset
 from sr.errors import Interrupted, UserError
 from sr.models import Discriminator, create_model
 from sr.training import AmpSettings
-from tests.conftest import make_h5
+from tests.conftest import ROOT, make_h5
+
+sys.path.insert(0, str(ROOT / "experiments"))
+import export_weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +89,15 @@ def test_pretrain_hands_its_generator_to_the_gan_phase(tmp_path, rgb_x2, pretrai
         row = next(csv.DictReader(f))
     assert {"content", "adv", "d", "psnr"} <= set(row)
     assert isinstance(result["discriminator"], Discriminator)
+    # Exported, the GAN run ships its generator alone, and its recipe names both phases.
+    export_weights.main([str(tmp_path / "gan"), "--name", "srgan_x2", "--out-dir", str(tmp_path / "weights")])
+    shipped = load_checkpoint(tmp_path / "weights" / "srgan_x2.pth")
+    assert "discriminator" not in shipped and shipped["model"].keys() == pre["model"].keys()
+    recipe = json.loads((tmp_path / "weights" / "srgan_x2.json").read_text())
+    assert [r["run"] for r in recipe["runs"]] == [str(pretrained.parent), str(tmp_path / "gan")]
+    assert recipe["runs"][0]["command"].startswith("python train_srgan.py --phase pretrain --arch srresnet-noin")
+    assert recipe["runs"][1]["command"].startswith("python train_srgan.py --phase gan --arch srresnet-noin")
+    assert f"--generator {pretrained}" in recipe["runs"][1]["command"]
 
 
 def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch):
