@@ -167,20 +167,22 @@ def run_info(name: str) -> dict:
 
 def results_table() -> str:
     lines = ["| group | run | eval set | epochs | bicubic | report final PSNR | our final PSNR / SSIM | our best PSNR "
-             "| where | training time |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| where | training time | samples/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in RUNS:
         rows = read_metrics(run.name)
         info = run_info(run.name)
         eval_set, bicubic = BICUBIC[run.data[0]]
         head = f"| {run.group} | {run.name} | {eval_set} x{run.data[0]} | {len(rows)}/{run.epochs} | {bicubic:.2f} | {_fmt(run.report_psnr)} |"
         if not rows:
-            lines.append(f"{head} not run | | | |")
+            lines.append(f"{head} not run | | | | |")
             continue
         last = rows[-1]
         best = max(float(r["psnr"]) for r in rows)
         seconds = sum(float(r["seconds"]) for r in rows)
         where = "; ".join(sorted({s["machine"] for s in info["sessions"]})) or "?"
-        lines.append(f"{head} {float(last['psnr']):.2f} / {float(last['ssim']):.4f} | {best:.2f} | {where} | {_duration(seconds)} |")
+        rate = sum(float(r["samples_per_s"]) for r in rows) / len(rows)
+        lines.append(f"{head} {float(last['psnr']):.2f} / {float(last['ssim']):.4f} | {best:.2f} | {where} "
+                     f"| {_duration(seconds)} | {rate:,.0f} |")
     return "\n".join(lines)
 
 
@@ -234,7 +236,9 @@ def plot_groups() -> list[Path]:
 def write_results() -> None:
     parts = ["# Reproduction of the experiment report", "",
              "Written by `python experiments/run.py`. PSNR/SSIM on Y, border = scale, MATLAB bicubic degradation "
-             "(the standard protocol); the report's own evaluation is unknown, so its figures are shown as printed.", "",
+             "(the standard protocol); the report's own evaluation is unknown, so its figures are shown as printed. "
+             "Every run uses the report's full settings (whole training set, its epochs, batch 32, or 128 for SRGAN), "
+             "on the CPU where no GPU was at hand; samples/s is the training epoch's, evaluation excluded.", "",
              results_table(), ""]
     pre, gan = read_metrics("srresnet_l1_x4"), read_metrics("srgan_srresnet_x4")
     if pre and gan:
