@@ -200,6 +200,7 @@ def plot_groups() -> list[Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         print("matplotlib is not installed: no plots (pip install -e \".[plots]\")")
         return []
@@ -220,6 +221,7 @@ def plot_groups() -> list[Path]:
                         label=f"{run.name} (report)")
         eval_set, bicubic = BICUBIC[runs[0].data[0]]
         ax.axhline(bicubic, color="gray", linewidth=1, linestyle=":", label=f"bicubic ({eval_set})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.set_xlabel("epoch")
         ax.set_ylabel("eval PSNR on Y (dB)")
         ax.set_title(group)
