@@ -34,13 +34,14 @@ def test_shipped_weights_describe_themselves(path):
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_weights_score_their_recorded_set5_result(path, data_root):
     """showcase.py records each checkpoint's scores; eval.py must still give them (PSNR models beat bicubic)."""
-    recorded = recipe_of(path).get("scores", {}).get("Set5")
+    recipe = recipe_of(path)
+    recorded = recipe.get("scores", {}).get("Set5")
     assert recorded, f"{path.stem}.json has no Set5 score: run experiments/showcase.py"
     summary = eval_script.main(eval_script.parse_args(["--weights", path.stem, "--dataset", str(data_root / "Set5"),
                                                        "--device", "cpu"]))
     assert summary["model_mean"]["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
     assert summary["model_mean"]["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
-    if "--phase gan" not in recipe_of(path)["runs"][-1]["command"]:  # a GAN trades PSNR for texture
+    if "--phase gan" not in recipe["runs"][-1]["command"]:  # a GAN trades PSNR for texture
         assert summary["model_mean"]["psnr"] > summary["bicubic_mean"]["psnr"] + 0.5
 
 
