@@ -5,6 +5,7 @@ setup(
     version="0.1.0",
     description="SRCNN, FSRCNN, SRResNet and SRGAN in plain PyTorch, evaluated under the standard SR protocol",
     packages=find_packages(include=["sr", "sr.*"]),
+    package_data={"sr": ["sources.tsv"]},  # the fetch manifest of sr/fetch.py
     python_requires=">=3.10",
     install_requires=["torch>=2.1", "torchvision>=0.16", "pillow>=10.1", "numpy>=1.24", "h5py>=3.8", "tqdm>=4.60"],
     extras_require={

@@ -35,8 +35,9 @@ def resolve_images(spec: str, root: Path) -> tuple[str, list[Path]]:
         if folder.is_dir():
             return spec, list_images(folder)
         where = SOURCES.get(spec, "a folder of images")
+        fetch = f"; get it with: python -m sr.fetch {spec} --data-root {root}" if spec in SOURCES else ""
         raise UserError(
             f"dataset {spec!r} not found: looked for {folder}/ (set the data root with --data-root or SR_DATA); "
-            f"{spec} is {where}"
+            f"{spec} is {where}{fetch}"
         )
     raise UserError(f"{spec}: no such file or folder")

@@ -19,7 +19,7 @@ DATA_ROOT = Path(os.environ.get("SR_DATA") or ROOT.parent / "shared" / "datasets
 def data_root() -> Path:
     """../shared/datasets (or $SR_DATA). Missing data fails the test under CI, skips it elsewhere."""
     if not all((DATA_ROOT / name).is_dir() for name in ("T91", "Set5", "Set14", "BSDS100", "BSDS200")):
-        message = f"benchmark datasets not found under {DATA_ROOT} (set SR_DATA)"
+        message = f"benchmark datasets not found under {DATA_ROOT} (set SR_DATA, or get them: python -m sr.fetch --data-root {DATA_ROOT})"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
