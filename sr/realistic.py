@@ -1,0 +1,253 @@
+"""Random degradations for training on real photos, applied to clean HR batches on the fly.
+
+Each sample of a batch is, with probability ``clean_prob``, degraded by the evaluation
+protocol (MATLAB bicubic, ``sr.degradation.downscale``); otherwise it goes through a
+first-order version of Real-ESRGAN's model:
+
+    blur (isotropic or rotated anisotropic Gaussian) -> downscale (bicubic, bilinear or area)
+    -> Gaussian noise (colour or grey) -> round to uint8 -> JPEG (Pillow) at a random quality
+
+every step but the downscale with its own probability. All randomness comes from the
+caller's ``torch.Generator``, drawn in a fixed amount per batch whatever the settings, so
+the same seed on the same batch gives bit-identical LR. Values stay in [0, 255] float32
+between the steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sr.degradation import downscale
+from sr.errors import UserError
+
+RESIZE_MODES = ("bicubic", "bilinear", "area")
+SIGMA_SCALE = 4  # blur_sigma is given in HR pixels at x4 (Real-ESRGAN's figures) and scales with the factor
+
+
+@dataclass(frozen=True)
+class DegradationSettings:
+    """Probabilities and ranges of each step; ranges are (low, high), drawn uniformly."""
+
+    clean_prob: float = 0.1  # share of samples that get the protocol's bicubic LR and nothing else
+    blur_prob: float = 0.8
+    blur_sigma: tuple[float, float] = (0.2, 3.0)  # std in HR px at x4; times scale / 4 at other scales
+    aniso_prob: float = 0.5  # share of blurs whose two axes get independent sigmas and a random angle
+    resize_modes: tuple[str, ...] = RESIZE_MODES  # one drawn per sample, with equal chances
+    noise_prob: float = 0.5
+    noise_sigma: tuple[float, float] = (1.0, 15.0)  # std on the 0-255 scale
+    grey_noise_prob: float = 0.4  # share of noisy samples whose noise is the same in R, G and B
+    jpeg_prob: float = 0.9
+    jpeg_quality: tuple[int, int] = (30, 95)  # inclusive
+
+    def __post_init__(self):
+        for name in ("clean_prob", "blur_prob", "aniso_prob", "noise_prob", "grey_noise_prob", "jpeg_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name, lowest in (("blur_sigma", 1e-3), ("noise_sigma", 0.0), ("jpeg_quality", 1)):
+            lo, hi = getattr(self, name)
+            if not lowest <= lo <= hi:
+                raise ValueError(f"{name} must be (low, high) with {lowest} <= low <= high, got {(lo, hi)}")
+        if self.jpeg_quality[1] > 100:
+            raise ValueError(f"jpeg_quality must be at most 100, got {self.jpeg_quality}")
+        if not self.resize_modes or set(self.resize_modes) - set(RESIZE_MODES):
+            raise ValueError(f"resize_modes must be a non-empty subset of {RESIZE_MODES}, got {self.resize_modes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples as lists), for args.json; in HDF5 attrs store ``json.dumps`` of it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DegradationSettings:
+        """Inverse of ``to_dict``."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+DEFAULTS = DegradationSettings()
+
+
+def gaussian_kernels(sigma_x: torch.Tensor, sigma_y: torch.Tensor, angle: torch.Tensor, size: int) -> torch.Tensor:
+    """(N,) stds along the kernel's own axes and rotations in radians -> (N, size, size) kernels, each summing to 1.
+
+    ``sigma_x`` lies along the image's columns (x) when ``angle`` is 0; a positive angle turns it
+    counter-clockwise as displayed (y grows downwards). Written by hand because torchvision's
+    ``gaussian_blur`` takes only axis-aligned sigmas.
+    """
+    r = size // 2
+    coords = torch.arange(-r, r + 1, dtype=torch.float64)
+    y, x = torch.meshgrid(coords, coords, indexing="ij")  # (size, size) each; y down, x right
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    # (u, v): coordinates along the kernel's axes; u runs along (cos, -sin) in (x, y), which is
+    # the x axis turned counter-clockwise on screen.
+    u = cos * x - sin * y
+    v = sin * x + cos * y
+    sx, sy = sigma_x.double()[:, None, None], sigma_y.double()[:, None, None]
+    k = torch.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))  # peak 1 at the centre
+    # Far tails of narrow kernels are float32 denormals, which make conv2d ~8x slower on x86.
+    k = k.masked_fill(k < 1e-12, 0.0)
+    return k / k.sum(dim=(1, 2), keepdim=True)
+
+
+def _blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """(n, C, H, W) float by (n, k, k) per-sample kernels, reflected borders, one grouped conv."""
+    n, c, h, w = x.shape
+    p = kernels.shape[-1] // 2
+    padded = F.pad(x, (p, p, p, p), mode="reflect").reshape(1, n * c, h + 2 * p, w + 2 * p)
+    # Sample i's kernel is used for its C channels. Gaussians are point-symmetric, so conv2d's
+    # correlation is the convolution.
+    weight = kernels.float().repeat_interleave(c, dim=0)[:, None]  # (n*C, 1, k, k)
+    return F.conv2d(padded, weight, groups=n * c).reshape(n, c, h, w)
+
+
+def jpeg_degrade(rgb_uint8_hwc: np.ndarray, quality: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> decoded after Pillow's JPEG at ``quality`` (1-100), its other defaults.
+
+    Those include 4:2:0 chroma subsampling at every quality, so even quality 100 loses some
+    colour detail (~36 dB on a noisy test image). Pillow rather than torchvision.io, whose
+    JPEG functions are deprecated since 0.29; both wrap libjpeg-turbo and agree bit for bit here.
+    """
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    buf = io.BytesIO()
+    Image.fromarray(rgb_uint8_hwc).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as img:
+        return np.array(img.convert("RGB"))  # a writable copy
+
+
+# Columns of the per-sample uniform draws, one row per sample; every column is drawn for every
+# sample whatever the settings, so changing one probability never shifts the other draws.
+_CLEAN, _BLUR, _ANISO, _SIGMA_X, _SIGMA_Y, _ANGLE, _MODE, _NOISE, _GREY, _NOISE_SIGMA, _JPEG, _QUALITY = range(12)
+
+
+def degrade_batch(hr: torch.Tensor, scale: int, settings: DegradationSettings, generator: torch.Generator) -> torch.Tensor:
+    """(N, 3, H, W) uint8 RGB HR, H and W multiples of ``scale`` -> (N, 3, H/scale, W/scale) uint8 LR.
+
+    Parameters are drawn per sample from ``generator`` (a CPU generator); the same generator
+    state, batch and settings give the same output bit for bit (on the same torch build, at any
+    thread count). The draws are made per batch, so a sample's degradation depends on its batch:
+    seed a generator per batch, from (seed, epoch, batch index), and the data do not depend on
+    the number of loader workers.
+    """
+    if hr.dtype != torch.uint8 or hr.ndim != 4 or hr.shape[1] != 3:
+        raise ValueError(f"hr must be a (N, 3, H, W) uint8 tensor, got {tuple(hr.shape)} {hr.dtype}")
+    n, _, h, w = hr.shape
+    if h % scale or w % scale:
+        raise ValueError(f"HR size {h}x{w} is not a multiple of the scale {scale}")
+    lh, lw = h // scale, w // scale
+    s = settings
+    u = torch.rand(n, 12, generator=generator, dtype=torch.float64)
+    noise = torch.randn(n, 3, lh, lw, generator=generator)  # unit std; grey samples use channel 0
+
+    clean = u[:, _CLEAN] < s.clean_prob
+    out = torch.empty(n, 3, lh, lw, dtype=torch.uint8)
+    for i in torch.nonzero(clean).flatten().tolist():
+        # The protocol's LR, exactly as prepare_h5.py stores it (~1 ms per 96 px sample).
+        out[i] = torch.from_numpy(downscale(hr[i].permute(1, 2, 0).numpy(), scale)).permute(2, 0, 1)
+    rest = torch.nonzero(~clean).flatten()
+    if len(rest) == 0:
+        return out
+    x = hr[rest].float()  # (m, 3, H, W) in [0, 255]
+    u = u[rest]
+
+    # Blur, at HR. One kernel size for the batch, covering 3 sigma of the widest possible kernel.
+    lo, hi = (v * scale / SIGMA_SCALE for v in s.blur_sigma)
+    blur = torch.nonzero(u[:, _BLUR] < s.blur_prob).flatten()
+    if len(blur):
+        ub = u[blur]
+        sigma_x = lo + (hi - lo) * ub[:, _SIGMA_X]
+        aniso = ub[:, _ANISO] < s.aniso_prob
+        sigma_y = torch.where(aniso, lo + (hi - lo) * ub[:, _SIGMA_Y], sigma_x)
+        angle = torch.where(aniso, math.pi * ub[:, _ANGLE], torch.zeros_like(sigma_x))
+        radius = min(math.ceil(3 * hi), h - 1, w - 1)  # reflect padding needs radius < size
+        x[blur] = _blur(x[blur], gaussian_kernels(sigma_x, sigma_y, angle, 2 * radius + 1))
+
+    # Downscale, one interpolate call per mode; antialias where torch has it (area averages anyway).
+    lr = torch.empty(len(rest), 3, lh, lw)
+    mode_index = (u[:, _MODE] * len(s.resize_modes)).long().clamp(max=len(s.resize_modes) - 1)
+    for k, mode in enumerate(s.resize_modes):
+        pick = torch.nonzero(mode_index == k).flatten()
+        if len(pick):
+            kw = {} if mode == "area" else {"antialias": True, "align_corners": False}
+            lr[pick] = F.interpolate(x[pick], size=(lh, lw), mode=mode, **kw)
+
+    # Noise, at LR: Gaussian, the same in all channels for grey samples.
+    noise = noise[rest]
+    grey = u[:, _GREY] < s.grey_noise_prob
+    noise[grey] = noise[grey][:, :1].expand(-1, 3, -1, -1)
+    sigma = s.noise_sigma[0] + (s.noise_sigma[1] - s.noise_sigma[0]) * u[:, _NOISE_SIGMA]
+    sigma = torch.where(u[:, _NOISE] < s.noise_prob, sigma, torch.zeros_like(sigma)).float()
+    lr = lr + sigma[:, None, None, None] * noise
+
+    # Quantise as a saved image would be, then JPEG.
+    lr = lr.round_().clamp_(0, 255).to(torch.uint8)
+    q_lo, q_hi = s.jpeg_quality
+    quality = (q_lo + (u[:, _QUALITY] * (q_hi - q_lo + 1)).long()).clamp(max=q_hi)
+    for j in torch.nonzero(u[:, _JPEG] < s.jpeg_prob).flatten().tolist():
+        lr[j] = torch.from_numpy(jpeg_degrade(lr[j].permute(1, 2, 0).numpy(), int(quality[j]))).permute(2, 0, 1)
+    out[rest] = lr
+    return out
+
+
+def probability(text: str) -> float:
+    """An argparse ``type``: a float in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
+
+
+def add_degradation_args(parser: argparse.ArgumentParser) -> None:
+    """Add the --degrade-* flags; their defaults are ``DegradationSettings()``'s."""
+    d = DEFAULTS
+    g = parser.add_argument_group("realistic degradation (sr/realistic.py)")
+    g.add_argument("--degrade-clean-prob", type=probability, metavar="P", default=d.clean_prob,
+                   help=f"share of samples given the plain bicubic LR of the evaluation protocol (default: {d.clean_prob})")
+    g.add_argument("--degrade-blur-prob", type=probability, metavar="P", default=d.blur_prob,
+                   help=f"probability of a Gaussian blur before downscaling (default: {d.blur_prob})")
+    g.add_argument("--degrade-blur-sigma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.blur_sigma,
+                   help="range of the blur's std in HR pixels at x4, times scale/4 at other scales "
+                        f"(default: {d.blur_sigma[0]} {d.blur_sigma[1]})")
+    g.add_argument("--degrade-aniso-prob", type=probability, metavar="P", default=d.aniso_prob,
+                   help=f"share of blurs that are anisotropic, with a random angle (default: {d.aniso_prob})")
+    g.add_argument("--degrade-resize-modes", nargs="+", choices=RESIZE_MODES, default=d.resize_modes,
+                   help=f"downscaling interpolations, one drawn per sample (default: {' '.join(d.resize_modes)})")
+    g.add_argument("--degrade-noise-prob", type=probability, metavar="P", default=d.noise_prob,
+                   help=f"probability of Gaussian noise after downscaling (default: {d.noise_prob})")
+    g.add_argument("--degrade-noise-sigma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.noise_sigma,
+                   help=f"range of the noise's std on the 0-255 scale (default: {d.noise_sigma[0]:g} {d.noise_sigma[1]:g})")
+    g.add_argument("--degrade-grey-noise-prob", type=probability, metavar="P", default=d.grey_noise_prob,
+                   help=f"share of noisy samples with the same noise in R, G and B (default: {d.grey_noise_prob})")
+    g.add_argument("--degrade-jpeg-prob", type=probability, metavar="P", default=d.jpeg_prob,
+                   help=f"probability of JPEG compression of the LR (default: {d.jpeg_prob})")
+    g.add_argument("--degrade-jpeg-quality", type=int, nargs=2, metavar=("LOW", "HIGH"), default=d.jpeg_quality,
+                   help=f"range of the JPEG quality, inclusive, 1-100 (default: {d.jpeg_quality[0]} {d.jpeg_quality[1]})")
+
+
+def settings_from_args(args: argparse.Namespace) -> DegradationSettings:
+    """The settings of the --degrade-* flags; UserError on a bad range."""
+    try:
+        return DegradationSettings(
+            clean_prob=args.degrade_clean_prob,
+            blur_prob=args.degrade_blur_prob,
+            blur_sigma=tuple(args.degrade_blur_sigma),
+            aniso_prob=args.degrade_aniso_prob,
+            resize_modes=tuple(args.degrade_resize_modes),
+            noise_prob=args.degrade_noise_prob,
+            noise_sigma=tuple(args.degrade_noise_sigma),
+            grey_noise_prob=args.degrade_grey_noise_prob,
+            jpeg_prob=args.degrade_jpeg_prob,
+            jpeg_quality=tuple(args.degrade_jpeg_quality),
+        )
+    except ValueError as exc:  # the message starts with the field's name; name the flag instead
+        field, problem = str(exc).split(" ", 1)
+        raise UserError(f"--degrade-{field.replace('_', '-')} {problem}") from None

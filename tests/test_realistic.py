@@ -1,0 +1,174 @@
+import argparse
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import smooth_image
+from sr.degradation import downscale
+from sr.errors import UserError
+from sr.realistic import (
+    DEFAULTS,
+    DegradationSettings,
+    add_degradation_args,
+    degrade_batch,
+    gaussian_kernels,
+    jpeg_degrade,
+    settings_from_args,
+)
+
+# Every step off: a plain downscale (bicubic, antialiased) and rounding. Tests switch one step on.
+NOTHING = DegradationSettings(clean_prob=0, blur_prob=0, noise_prob=0, jpeg_prob=0, resize_modes=("bicubic",))
+
+
+def batch(n: int, side: int, seed: int = 0, texture: float = 0.0) -> torch.Tensor:
+    """(n, 3, side, side) uint8 photo-like HR patches, plus uniform noise of +-texture for fine detail."""
+    rng = np.random.default_rng(seed)
+    imgs = np.stack([smooth_image(rng, side, side) for _ in range(n)]).astype(np.float64)
+    imgs += rng.uniform(-texture, texture, size=imgs.shape)
+    return torch.from_numpy(np.clip(imgs, 0, 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
+
+
+def degrade(hr: torch.Tensor, settings: DegradationSettings, seed: int = 0, scale: int = 4) -> torch.Tensor:
+    return degrade_batch(hr, scale, settings, torch.Generator().manual_seed(seed))
+
+
+def laplacian_var(x: torch.Tensor) -> float:
+    x = x.double()
+    lap = 4 * x[..., 1:-1, 1:-1] - x[..., :-2, 1:-1] - x[..., 2:, 1:-1] - x[..., 1:-1, :-2] - x[..., 1:-1, 2:]
+    return lap.var().item()
+
+
+@pytest.fixture(scope="module")
+def hr() -> torch.Tensor:
+    return batch(16, 96, texture=40)
+
+
+def test_shapes_dtypes_and_bad_input(hr):
+    for scale in (2, 3, 4):
+        lr = degrade(hr, DEFAULTS, scale=scale)
+        assert lr.shape == (16, 3, 96 // scale, 96 // scale) and lr.dtype == torch.uint8
+    assert degrade(hr[:, :, :48], DEFAULTS).shape == (16, 3, 12, 24)
+    with pytest.raises(ValueError, match="multiple"):
+        degrade(hr[..., :94], DEFAULTS)
+    with pytest.raises(ValueError, match="uint8"):
+        degrade(hr.float(), DEFAULTS)
+
+
+def test_same_seed_same_output_other_seed_other_output(hr):
+    a, b, c = degrade(hr, DEFAULTS, seed=5), degrade(hr, DEFAULTS, seed=5), degrade(hr, DEFAULTS, seed=6)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    # One generator across batches: the second batch gets new draws.
+    g = torch.Generator().manual_seed(5)
+    assert torch.equal(degrade_batch(hr, 4, DEFAULTS, g), a)
+    assert not torch.equal(degrade_batch(hr, 4, DEFAULTS, g), a)
+
+
+def test_clean_samples_get_the_protocol_bicubic(hr):
+    lr = degrade(hr, replace(DEFAULTS, clean_prob=1.0))
+    for i in range(len(hr)):
+        expected = downscale(hr[i].permute(1, 2, 0).numpy(), 4)
+        assert np.array_equal(lr[i].permute(1, 2, 0).numpy(), expected)
+    # At the default share about one sample in ten is clean.
+    big = batch(200, 16, seed=1)
+    lr = degrade(big, DEFAULTS, seed=1)
+    clean = [np.array_equal(lr[i].permute(1, 2, 0).numpy(), downscale(big[i].permute(1, 2, 0).numpy(), 4))
+             for i in range(len(big))]
+    assert 8 <= sum(clean) <= 35
+
+
+def test_blur_lowers_high_frequencies(hr):
+    sharp = degrade(hr, NOTHING)
+    blurred = degrade(hr, replace(NOTHING, blur_prob=1.0, blur_sigma=(2.0, 3.0)))
+    assert laplacian_var(blurred) < 0.5 * laplacian_var(sharp)
+    # Nothing else changed: the mean level is kept.
+    assert blurred.double().mean().item() == pytest.approx(sharp.double().mean().item(), abs=1.0)
+
+
+def test_noise_has_the_requested_std():
+    hr = batch(8, 128)  # smooth, mid-range: no clipping at 0 or 255
+    clean = degrade(hr, NOTHING).double()
+    for sigma in (3.0, 10.0):
+        colour = degrade(hr, replace(NOTHING, noise_prob=1.0, noise_sigma=(sigma, sigma), grey_noise_prob=0.0))
+        diff = colour.double() - clean
+        # Rounding both adds ~1/12 of a level squared of variance.
+        assert diff.std().item() == pytest.approx(math.sqrt(sigma**2 + 1 / 6), rel=0.05)
+    # Colour noise is independent across channels; grey noise is the same in all three.
+    grey = degrade(hr, replace(NOTHING, noise_prob=1.0, noise_sigma=(10, 10), grey_noise_prob=1.0))
+    for noisy, low, high in ((colour, -0.1, 0.1), (grey, 0.97, 1.0)):
+        d = (noisy.double() - clean).permute(1, 0, 2, 3).reshape(3, -1)
+        assert low < torch.corrcoef(d)[0, 1].item() < high
+
+
+def blockiness(lr: torch.Tensor) -> float:
+    """Mean |horizontal step| across 8x8 block edges over that within blocks (1 when there are no blocks)."""
+    step = (lr.double()[..., 1:] - lr.double()[..., :-1]).abs().mean(dim=(0, 1, 2))  # (W - 1,) step j -> j + 1
+    edges = torch.zeros_like(step, dtype=torch.bool)
+    edges[7::8] = True
+    return (step[edges].mean() / step[~edges].mean()).item()
+
+
+def test_low_quality_jpeg_shows_8x8_blocks_and_is_eval_jpeg():
+    hr = batch(8, 256, seed=2)  # LR 64 px: 8 blocks across
+    plain = degrade(hr, NOTHING)
+    jpeg = degrade(hr, replace(NOTHING, jpeg_prob=1.0, jpeg_quality=(15, 15)))
+    assert not torch.equal(plain, jpeg)
+    assert blockiness(plain) < 1.1
+    assert blockiness(jpeg) > 1.5
+    # Training and eval.py share one JPEG: the pre-JPEG LR (same seed) through jpeg_degrade.
+    for i in range(len(hr)):
+        assert np.array_equal(jpeg_degrade(plain[i].permute(1, 2, 0).numpy(), 15), jpeg[i].permute(1, 2, 0).numpy())
+
+
+def test_jpeg_degrade_quality_100_near_10_far():
+    img = smooth_image(np.random.default_rng(3), 64, 80)
+
+    def psnr(quality: int) -> float:
+        out = jpeg_degrade(img, quality)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        return 10 * math.log10(255**2 / ((out.astype(float) - img) ** 2).mean())
+
+    # Pillow subsamples chroma 4:2:0 even at quality 100, so "close" is ~36 dB, not lossless.
+    assert psnr(100) > 35 > psnr(75) > psnr(10) + 3
+    with pytest.raises(ValueError):
+        jpeg_degrade(img, 0)
+
+
+def test_kernels_sum_to_one_and_anisotropic_ones_are_not_rotation_symmetric():
+    sx = torch.tensor([2.0, 3.0, 3.0])
+    sy = torch.tensor([2.0, 1.0, 1.0])
+    angle = torch.tensor([0.0, 0.0, math.pi / 6])
+    k = gaussian_kernels(sx, sy, angle, 21)
+    assert k.shape == (3, 21, 21)
+    assert k.sum(dim=(1, 2)).tolist() == pytest.approx([1, 1, 1], abs=1e-12)
+    iso, aligned, turned = k
+    assert torch.allclose(iso, torch.rot90(iso), atol=1e-15)
+    assert not torch.allclose(aligned, torch.rot90(aligned), atol=1e-3)
+    assert not torch.allclose(turned, torch.rot90(turned), atol=1e-3)
+    # sigma_x lies along the columns at angle 0: the kernel spreads 3x wider in x than in y.
+    coords = torch.arange(-10, 11, dtype=torch.float64)
+    std_x = (aligned.sum(0) * coords**2).sum().sqrt().item()
+    std_y = (aligned.sum(1) * coords**2).sum().sqrt().item()
+    assert std_x == pytest.approx(3.0, rel=0.02) and std_y == pytest.approx(1.0, rel=0.02)
+    # Turned counter-clockwise on screen (y down): the mass lies along the rising diagonal.
+    assert turned[10 - 3, 10 + 3] > turned[10 + 3, 10 + 3]
+
+
+def test_flags_defaults_round_trip_and_errors():
+    parser = argparse.ArgumentParser()
+    add_degradation_args(parser)
+    assert settings_from_args(parser.parse_args([])) == DEFAULTS
+    args = parser.parse_args(["--degrade-jpeg-quality", "50", "60", "--degrade-resize-modes", "area",
+                              "--degrade-noise-prob", "0"])
+    s = settings_from_args(args)
+    assert s.jpeg_quality == (50, 60) and s.resize_modes == ("area",) and s.noise_prob == 0
+    assert DegradationSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    with pytest.raises(UserError, match="--degrade-jpeg-quality"):
+        settings_from_args(parser.parse_args(["--degrade-jpeg-quality", "90", "30"]))
+    text = " ".join(parser.format_help().split())  # argparse wraps lines at will
+    assert text.count("(default: ") == 10
+    assert "probability of a Gaussian blur before downscaling (default: 0.8)" in text
