@@ -11,5 +11,8 @@ setup(
     extras_require={
         "test": ["pytest>=7", "scikit-image>=0.21"],
         "plots": ["matplotlib>=3.7"],
+        # sr.export and ONNX inference; tested with onnx 1.23.2 and onnxruntime 1.32.0 (torch 2.14.1).
+        # torch's TorchScript exporter is used, so onnxscript is not needed.
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.17"],
     },
 )

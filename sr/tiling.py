@@ -18,13 +18,19 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from sr.errors import UserError
+
 
 def receptive_radius(model: nn.Module) -> int:
     """How many input pixels on each side can influence one output pixel (rounded up, +1).
 
     Walks the layers in registration order, which is the forward order for every model in
-    ``sr.models``; distances are kept in input-pixel units as the resolution changes.
+    ``sr.models``; distances are kept in input-pixel units as the resolution changes. A
+    model whose layers are hidden (``sr.onnx_runtime.OnnxModel``) carries the number itself.
     """
+    stored = getattr(model, "receptive_radius", None)
+    if isinstance(stored, int):
+        return stored
     radius, pixel = 0.0, 1.0  # pixel: the side of one feature-map pixel, in input pixels
     for layer in model.modules():
         if isinstance(layer, nn.Conv2d):
@@ -106,6 +112,9 @@ def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, radi
         raise ValueError("tiled_forward takes one image at a time")
     if tile < 1:
         raise ValueError(f"tile must be positive, got {tile}")
+    if getattr(model, "whole_image_norm", False):  # an OnnxModel with InstanceNorm: no layers to hook
+        raise UserError(f"{getattr(model, 'path', 'this model')}: normalises over the whole image (InstanceNorm), "
+                        "which tiles of an ONNX graph cannot reproduce; run it untiled or use the .pth checkpoint")
     radius = receptive_radius(model) if radius is None else radius
     tiles = plan_tiles(x.shape[-2], x.shape[-1], tile, radius)
     norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]

@@ -1,0 +1,91 @@
+"""Running an ONNX export of a checkpoint with onnxruntime, in place of the PyTorch model.
+
+``sr.export`` writes the .onnx with everything the checkpoint knows in its
+``metadata_props`` (FORMAT tag, arch, model_kwargs, scale, color, layout, plus the
+receptive radius that tiling needs). ``OnnxModel`` reads it back and is called like the
+network: (N, C, h, w) float tensor in [0, 1] -> (N, C, H, W) tensor, so
+``sr.evaluation.predict`` and ``sr.tiling.tiled_forward`` take it as they take the .pth's model.
+
+onnx and onnxruntime are the optional extra ``pip install -e ".[onnx]"``; nothing here
+imports them until it is used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from sr.errors import UserError
+
+FORMAT = "sr-onnx-v1"
+INPUT, OUTPUT = "input", "output"
+_REQUIRED = ("arch", "model_kwargs", "scale", "color", "layout", "receptive_radius", "whole_image_norm")
+
+
+def require(module: str) -> ModuleType:
+    """Import ``onnx`` or ``onnxruntime``, or say in one line how to install them."""
+    try:
+        return __import__(module)
+    except ImportError:
+        raise UserError(f'{module} is not installed; ONNX export and inference need the extra: pip install -e ".[onnx]"') from None
+
+
+def _ort_message(exc: Exception) -> str:
+    # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from x failed:Protobuf parsing failed." -> the last part
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rsplit(" : ", 1)[-1][:160]
+
+
+class OnnxModel(nn.Module):
+    """An exported model run by onnxruntime on the CPU; a parameter-free stand-in for the network.
+
+    ``arch``, ``model_kwargs``, ``scale``, ``color``, ``layout`` are the checkpoint's;
+    ``receptive_radius`` is the tiling margin; ``whole_image_norm`` is True for models with
+    InstanceNorm, which tiles of the graph cannot reproduce (``tiled_forward`` refuses them).
+    ``threads`` defaults to ``torch.get_num_threads()``, so both back ends run alike.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        super().__init__()
+        ort = require("onnxruntime")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: no such ONNX file")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's errors (InvalidProtobuf, InvalidGraph, ...) derive from Exception only
+            raise UserError(f"{self.path}: not a readable ONNX model ({_ort_message(exc)})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != FORMAT:
+            raise UserError(f"{self.path}: not an ONNX export of this project (no {FORMAT!r} format tag); "
+                            "make one with python -m sr.export")
+        missing = [k for k in _REQUIRED if k not in meta]
+        if missing:
+            raise UserError(f"{self.path}: ONNX metadata lacks {', '.join(missing)}")
+        try:
+            self.arch, self.color, self.layout = meta["arch"], meta["color"], meta["layout"]
+            self.model_kwargs: dict[str, Any] = json.loads(meta["model_kwargs"])
+            self.scale, self.receptive_radius = int(meta["scale"]), int(meta["receptive_radius"])
+            self.whole_image_norm = bool(json.loads(meta["whole_image_norm"]))
+        except ValueError as exc:
+            raise UserError(f"{self.path}: unreadable ONNX metadata ({exc})") from None
+        names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
+        if names != ([INPUT], [OUTPUT]):
+            raise UserError(f"{self.path}: expected one input {INPUT!r} and one output {OUTPUT!r}, found {names}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) in [0, 1], any device and float dtype -> float32 output on ``x``'s device."""
+        inputs = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        (out,) = self.session.run([OUTPUT], {INPUT: inputs})
+        return torch.from_numpy(out).to(x.device)
+
+    def extra_repr(self) -> str:
+        return f"{self.path}, arch={self.arch}, scale={self.scale}, color={self.color}, layout={self.layout}"

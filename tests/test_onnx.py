@@ -1,0 +1,152 @@
+"""ONNX export (sr.export) and onnxruntime inference (sr.onnx_runtime) against the PyTorch models."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from sr.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from sr.cli import run
+from sr.errors import UserError
+from sr.evaluation import super_resolve
+from sr.export import export_onnx, main, parse_args
+from sr.models import create_model
+from sr.tiling import receptive_radius, tiled_forward
+from tests.conftest import ROOT, smooth_image
+
+if os.environ.get("CI", "").lower() == "true":
+    import onnxruntime  # noqa: F401  (CI installs the [onnx] extra: a missing one fails, never skips)
+else:
+    pytest.importorskip("onnxruntime", reason='pip install -e ".[onnx]"')
+from sr.onnx_runtime import OnnxModel  # noqa: E402
+
+SHIPPED = sorted(p.stem for p in (ROOT / "weights").glob("*.pth"))
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """Every shipped checkpoint exported once: name -> (PyTorch model, checkpoint dict, OnnxModel)."""
+    folder = tmp_path_factory.mktemp("onnx")
+    out = {}
+    for name in SHIPPED:
+        state = load_checkpoint(ROOT / "weights" / f"{name}.pth")
+        export_onnx(ROOT / "weights" / f"{name}.pth", folder / f"{name}.onnx")
+        out[name] = (model_from_checkpoint(state).float(), state, OnnxModel(folder / f"{name}.onnx"))
+    return out
+
+
+def test_every_shipped_model_is_exported():
+    assert len(SHIPPED) == 8 and {"fsrcnn_x3", "srcnn_x3", "srresnet_x4", "srgan_x4"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_onnx_gives_the_pytorch_image_within_1_255(exported, name):
+    net, state, onnx_model = exported[name]
+    lr = smooth_image(np.random.default_rng(1), 36, 40)  # (h, w, 3) uint8 LR, as eval.py gets it
+    args = (lr, state["scale"], state["layout"], state["color"], CPU)
+    ref, got = super_resolve(net, *args), super_resolve(onnx_model, *args)
+    assert got.shape == ref.shape == (1 if state["color"] == "y" else 3, 36 * state["scale"], 40 * state["scale"])
+    assert (got - ref).abs().max().item() <= 1 / 255
+    assert (got - ref).abs().max().item() < 1e-4  # in fact fp32 round-off only
+
+
+@pytest.mark.parametrize("name", ["fsrcnn_x3", "srcnn_x2", "srresnet_x4"])
+def test_one_file_runs_any_size_and_batch(exported, name):
+    net, state, onnx_model = exported[name]
+    s = state["scale"] if state["layout"] == "lr-hr" else 1
+    c = 1 if state["color"] == "y" else 3
+    for n, h, w in [(1, 17, 23), (2, 30, 12)]:
+        x = torch.rand(n, c, h, w)
+        with torch.no_grad():
+            ref = net(x)
+        got = onnx_model(x)
+        assert got.shape == ref.shape == (n, c, h * s, w * s) and got.dtype == torch.float32
+        assert (got - ref).abs().max().item() < 1e-4
+
+
+def test_metadata_round_trips(exported):
+    for name, (net, state, onnx_model) in exported.items():
+        assert (onnx_model.arch, onnx_model.scale, onnx_model.color, onnx_model.layout) == (
+            state["arch"], state["scale"], state["color"], state["layout"]), name
+        assert onnx_model.model_kwargs == state["model_kwargs"]
+        assert onnx_model.receptive_radius == receptive_radius(net) > 1
+        assert onnx_model.whole_image_norm is False
+        meta = onnx_model.session.get_modelmeta().custom_metadata_map
+        assert meta["format"] == "sr-onnx-v1" and meta["source"] == f"{name}.pth"
+
+
+def test_tiled_onnx_matches_untiled_pytorch(exported):
+    for name in ("fsrcnn_x3", "srcnn_x3"):
+        net, state, onnx_model = exported[name]
+        s = state["scale"] if state["layout"] == "lr-hr" else 1
+        x = torch.rand(1, 1, 45, 38)
+        with torch.no_grad():
+            ref = net(x)
+        got = tiled_forward(onnx_model, x, s, tile=16)  # margin from the stored receptive radius
+        assert (got - ref).abs().max().item() < 1e-4, name
+
+
+def test_instance_norm_model_runs_whole_but_refuses_tiles(tmp_path):
+    torch.manual_seed(0)
+    net, kwargs = create_model("fsrcnn-in", 3)
+    save_checkpoint(tmp_path / "in.pth", dict(arch="fsrcnn-in", model_kwargs=kwargs, scale=3, color="y",
+                                              layout="upsampled", model=net.state_dict()))
+    export_onnx(tmp_path / "in.pth", tmp_path / "in.onnx")
+    onnx_model = OnnxModel(tmp_path / "in.onnx")
+    assert onnx_model.whole_image_norm is True
+    x = torch.rand(1, 1, 33, 27)
+    with torch.no_grad():
+        ref = net.eval()(x)
+    assert (onnx_model(x) - ref).abs().max().item() < 1e-4
+    with pytest.raises(UserError, match="InstanceNorm"):
+        tiled_forward(onnx_model, x, 1, tile=16)
+
+
+def test_cli_writes_a_named_default_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(parse_args(["--weights", "fsrcnn_x2"])).name == "fsrcnn_x2.onnx"
+    assert OnnxModel(tmp_path / "fsrcnn_x2.onnx").scale == 2
+    assert "fsrcnn-paper x2 y lr-hr" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["fsrcnn_x2.onnx"]  # no temporary file left behind
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert run(main, lambda: parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_give_one_line(tmp_path, capsys):
+    assert "no such checkpoint file or shipped weights" in _one_line_error(capsys, ["--weights", "nope_x9"])
+    assert "opset 99" in _one_line_error(capsys, ["--weights", "srcnn_x2", "--output", str(tmp_path / "a.onnx"), "--opset", "99"])
+    assert not (tmp_path / "a.onnx").exists()
+
+    good = tmp_path / "good.onnx"
+    export_onnx(ROOT / "weights" / "srcnn_x2.pth", good)
+    data = good.read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.onnx").write_text("not a model\n")
+    for broken in ("truncated.onnx", "text.onnx", "missing.onnx"):
+        with pytest.raises(UserError) as info:
+            OnnxModel(tmp_path / broken)
+        assert "\n" not in str(info.value) and broken in str(info.value)
+
+    import onnx
+
+    foreign = onnx.load(good)
+    del foreign.metadata_props[:]
+    onnx.save(foreign, tmp_path / "foreign.onnx")
+    with pytest.raises(UserError, match="not an ONNX export of this project"):
+        OnnxModel(tmp_path / "foreign.onnx")
+
+
+def test_missing_extra_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with pytest.raises(UserError, match=r'pip install -e "\.\[onnx\]"'):
+        OnnxModel(tmp_path / "x.onnx")
+    with pytest.raises(UserError, match=r'pip install -e "\.\[onnx\]"'):
+        export_onnx(ROOT / "weights" / "srcnn_x2.pth", tmp_path / "x.onnx")
