@@ -1,0 +1,415 @@
+"""Photos in and out of the enlarger, keeping what the input is.
+
+``sr.images.load_rgb`` flattens every file to 8-bit RGB, which is right for training and
+scoring. Enlarging a user's photo must give back the same kind of file: alpha stays alpha,
+grey stays grey, 16-bit stays 16-bit (computed from the 16-bit values), the picture is
+upright (EXIF orientation applied) and keeps its ICC profile (and EXIF, orientation reset).
+
+    photo = read_photo("in.png")                       # Photo: float64 planes in [0, 255]
+    big = enlarge_photo(photo, model_rgb, scale=4, outscale=3.5)
+    for note in write_photo("out.webp", big, quality=90):
+        print(note)                                    # e.g. "WebP has no grey mode: ..."
+
+What Pillow (13) cannot do, and what this module does instead (each case adds a note):
+- 16-bit-per-channel colour (48/64-bit PNG or TIFF) and 16-bit grey+alpha PNG are decoded by
+  Pillow to 8 bits per channel (it keeps the high byte; there is no 16-bit RGB mode). We read
+  those as 8-bit (``bits=8``), say so, and write 8-bit. Only 16-bit grey (``I;16``) is 16-bit
+  end to end.
+- 16-bit output exists only as grey PNG/TIFF without alpha; anything else is written as 8-bit.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+
+from sr.atomic import atomic_path
+from sr.errors import UserError
+from sr.imresize import _resize_axis0
+
+# Output formats: canonical name -> Pillow's format name. Keys of EXTENSIONS are what
+# --format and the output file's extension may say.
+PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
+EXTENSIONS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tif": "tiff", "tiff": "tiff"}
+DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
+
+# How the alpha plane is enlarged (see enlarge_photo).
+ALPHA_UPSAMPLERS = ("bicubic", "model")
+
+_GREY_16 = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+@dataclass
+class Photo:
+    """One image, in the form the enlarger works on.
+
+    ``rgb``: (H, W, 3) float64 in [0, 255], unrounded (16-bit input is v / 65535 * 255, not an
+    8-bit copy); grey photos have three equal channels so an RGB model can take them.
+    ``alpha``: (H, W) float64 in [0, 255], or None. ``grey``: write one channel back.
+    ``bits``: 8 or 16, the precision to write back where the format allows.
+    ``notes``: what could not be kept on reading, one line each, for the caller to print.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    grey: bool = False
+    bits: int = 8
+    icc: bytes | None = None
+    exif: bytes | None = None
+    source_format: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _rawmode(img: Image.Image) -> str:
+    """How the file stores its pixels (e.g. 'RGB;16B'), read from the decoder tile before
+    ``load()`` drops it; '' when Pillow does not say."""
+    if not img.tile:
+        return ""
+    args = img.tile[0].args if hasattr(img.tile[0], "args") else img.tile[0][3]
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
+
+
+def _stored_bits(img: Image.Image, rawmode: str) -> int:
+    """Bits per sample in the file (which may be more than Pillow decoded)."""
+    if ";16" in rawmode:
+        return 16
+    tags = getattr(img, "tag_v2", None)  # TIFF: BitsPerSample
+    if tags is not None:
+        bits = tags.get(258, 8)
+        return max(bits) if isinstance(bits, tuple) else int(bits)
+    return 8
+
+
+def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None, list[str]]:
+    """CMYK -> RGB through the file's profile to sRGB when there is one (the CMYK profile
+    cannot travel with RGB pixels), else Pillow's naive formula."""
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            rgb = ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), srgb, outputMode="RGB")
+            return rgb, srgb.tobytes(), []
+        except Exception:  # no littlecms, or a profile it rejects: fall through
+            pass
+    note = "CMYK converted to RGB without colour management; colours may shift"
+    return img.convert("RGB"), None, [note]
+
+
+def _planes(img: Image.Image, rawmode: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
+    """Any Pillow mode -> (grey-or-colour values (H, W) or (H, W, 3), alpha or None, grey, bits),
+    values float64 in [0, 255]."""
+    mode = img.mode
+    if mode in _GREY_16:
+        # A 16-bit file: always v / 65535, even when a dark image never goes above 255.
+        return np.asarray(img, dtype=np.float64) / 65535.0 * 255.0, None, True, 16
+    if mode == "I":
+        values = np.asarray(img, dtype=np.float64)
+        low, high = values.min(initial=0), values.max(initial=0)
+        if low < 0 or high > 65535:
+            raise UserError(f"32-bit integer image with values {low:.0f}..{high:.0f} (only 0..65535 is supported)")
+        if high <= 255:  # 8-bit data held in a 32-bit mode (as sr.images.load_rgb reads it)
+            return values, None, True, 8
+        return values / 65535.0 * 255.0, None, True, 16
+    if mode == "F":
+        # Float grey: [0, 1] when it fits there, else [0, 255] (as sr.images.load_rgb). Kept at
+        # 16 bits on the way out: a float image has more than 8 bits of precision to lose.
+        values = np.asarray(img, dtype=np.float64)
+        peak = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+        return np.clip(values / peak * 255.0, 0, 255), None, True, 16
+
+    if mode == "1":
+        img = img.convert("L")
+    elif mode in ("P", "PA"):
+        # Palette images come back as RGB(A): the enlarged image has more colours than a palette holds.
+        img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    elif mode in ("L", "RGB") and "transparency" in img.info:  # a tRNS colour key
+        img = img.convert("LA" if mode == "L" else "RGBA")
+    elif mode in ("La", "RGBa"):  # premultiplied -> straight
+        img = img.convert(mode[:-1] + "A")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        try:
+            img = img.convert("RGBA" if "A" in mode else "RGB")
+        except ValueError:
+            raise UserError(f"image mode {mode} is not supported") from None
+
+    stored = 16 if ";16" in rawmode else 8
+    # Pillow decodes 16-bit grey+alpha PNG as RGBA (three equal channels): it is grey.
+    grey = img.mode in ("L", "LA") or rawmode.startswith("LA")
+    if stored == 16:
+        notes.append(
+            f"16-bit {'grey+alpha' if grey else 'colour'} is decoded by Pillow to 8 bits per channel; "
+            "enlarged and written as 8-bit"
+        )
+    pixels = np.asarray(img, dtype=np.float64)
+    if img.mode in ("LA", "RGBA"):
+        values, alpha = pixels[..., :-1], pixels[..., -1]
+    else:
+        values, alpha = pixels, None
+    if grey and values.ndim == 3:
+        values = values[..., 0]
+    return values, alpha, grey, 8
+
+
+def read_photo(path: str | Path) -> Photo:
+    """Read an image file as a Photo, upright per its EXIF orientation.
+
+    Raises UserError for a missing, unreadable, non-image or too-large file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not an image")
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                rawmode = _rawmode(img)  # before load(), which drops the tile
+                source_format = img.format or ""
+                if getattr(img, "n_frames", 1) > 1:
+                    notes.append(f"{img.n_frames} frames/pages: only the first is enlarged")
+                img.load()
+                if img.mode not in _GREY_16 and img.mode not in ("I", "F") and _stored_bits(img, rawmode) > 8:
+                    rawmode = rawmode if ";16" in rawmode else rawmode + ";16"  # TIFF: 16-bit samples
+                icc = img.info.get("icc_profile") or None
+                # Orientation applied; the returned image's EXIF has the tag removed, so viewers
+                # will not turn the enlarged picture a second time.
+                img = ImageOps.exif_transpose(img)
+                exif = img.info.get("exif") or None  # TIFF keeps its tags elsewhere: not EXIF to copy
+                if img.mode == "CMYK":
+                    img, icc, more = _cmyk_to_rgb(img, icc)
+                    notes += more
+                values, alpha, grey, bits = _planes(img, rawmode, notes)
+    except UnidentifiedImageError:
+        raise UserError(f"{path}: not an image file Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"{path}: image too large to decode safely") from None
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise UserError(f"{path}: cannot decode image ({exc})") from None
+
+    rgb = np.repeat(values[..., None], 3, axis=2) if values.ndim == 2 else values
+    return Photo(np.ascontiguousarray(rgb), alpha, grey, bits, icc, exif, source_format, notes)
+
+
+# ----------------------------------------------------------------------------- enlarging
+
+
+def resize_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """MATLAB ``imresize(img, [height width])``: bicubic, antialiased when shrinking, float64,
+    unrounded. As MATLAB does for a size, each axis uses its own scale (out / in), so the
+    output is exactly height x width."""
+    out = np.asarray(img, dtype=np.float64)
+    if out.shape[0] != height:
+        out = _resize_axis0(out, height, height / out.shape[0], True)
+    if out.shape[1] != width:
+        out = _resize_axis0(out.swapaxes(0, 1), width, width / out.shape[1], True).swapaxes(0, 1)
+    return np.ascontiguousarray(out)
+
+
+def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Give fully transparent pixels (alpha == 0) the colour of their visible neighbours.
+
+    Colour under alpha is straight (not premultiplied), and where alpha is 0 it is whatever
+    the program that saved the file left there, often black. The model and bicubic both
+    mix each output pixel from a neighbourhood, so that hidden colour would bleed into
+    the half-transparent edge of the enlarged picture as a dark halo. Filling it from the
+    visible pixels (pull-push: average down a pyramid with alpha > 0 as weight, then fill
+    each hole from the next coarser level) changes only pixels nobody can see.
+    (Enlarging premultiplied colour and dividing by the enlarged alpha is the textbook
+    answer, but the division blows up model error wherever alpha is small.)
+
+    rgb: (H, W, 3) in [0, 255]; alpha: (H, W). Returns a new (H, W, 3) array.
+    """
+    known = alpha > 0
+    if known.all() or not known.any():
+        return rgb
+    levels = []
+    colour, weight = rgb * known[..., None], known.astype(np.float64)
+    while True:
+        levels.append((colour, weight))
+        h, w = weight.shape
+        if h == 1 and w == 1:
+            break
+        # 2x2 sums; an odd edge is padded with zero weight.
+        pad = ((0, h % 2), (0, w % 2))
+        colour = np.pad(colour, pad + ((0, 0),))
+        weight = np.pad(weight, pad)
+        colour = colour.reshape(colour.shape[0] // 2, 2, colour.shape[1] // 2, 2, 3).sum(axis=(1, 3))
+        weight = weight.reshape(weight.shape[0] // 2, 2, weight.shape[1] // 2, 2).sum(axis=(1, 3))
+    filled = levels[-1][0] / levels[-1][1][..., None]  # 1x1, weight > 0 since known.any()
+    for colour, weight in reversed(levels[:-1]):
+        h, w = weight.shape
+        coarse = filled.repeat(2, axis=0).repeat(2, axis=1)[:h, :w]
+        mean = colour / np.maximum(weight, 1e-12)[..., None]
+        filled = np.where(weight[..., None] > 0, mean, coarse)
+    # Visible pixels keep their exact values.
+    return np.where(known[..., None], rgb, filled)
+
+
+def enlarge_photo(
+    photo: Photo,
+    enlarge_rgb: Callable[[np.ndarray], np.ndarray],
+    scale: int,
+    outscale: float | None = None,
+    alpha_upsampler: str = "bicubic",
+) -> Photo:
+    """Enlarge a Photo with ``enlarge_rgb`` (the model), then to ``outscale`` by MATLAB bicubic.
+
+    ``enlarge_rgb``: (H, W, 3) float in [0, 255] -> (H*scale, W*scale, 3) float in [0, 255].
+    It must not round to 8 bits on the way, or 16-bit input loses its extra precision.
+    ``outscale``: the final factor over the input (any value > 1, may be below ``scale``);
+    the output is round(H*outscale) x round(W*outscale), halves rounded up. None: ``scale``.
+    ``alpha_upsampler``: 'bicubic' (default) resizes the alpha plane straight to the output
+    size. 'model' runs the model on the alpha plane (as three equal channels), which can keep
+    hard cut-out edges sharper; but our models were trained on photographs, never on alpha
+    mattes, so on soft mattes and thin edges they can ring or invent texture, and bicubic is
+    the safe default (Real-ESRGAN's --alpha_upsampler offers the same two choices).
+    Grey photos: the model sees three equal channels; its output is averaged back to one
+    (any colour in it is the model's error, and the mean weighs the three errors equally).
+    """
+    if alpha_upsampler not in ALPHA_UPSAMPLERS:
+        raise ValueError(f"alpha_upsampler must be one of {ALPHA_UPSAMPLERS}, got {alpha_upsampler!r}")
+    if outscale is not None and not outscale > 1:
+        raise UserError(f"outscale must be greater than 1, got {outscale}")
+    h, w = photo.size
+    if outscale is None:
+        out_h, out_w = h * scale, w * scale
+    else:
+        out_h, out_w = math.floor(h * outscale + 0.5), math.floor(w * outscale + 0.5)
+
+    def model(rgb: np.ndarray) -> np.ndarray:
+        out = np.asarray(enlarge_rgb(rgb), dtype=np.float64)
+        if out.shape != (h * scale, w * scale, 3):
+            raise ValueError(f"enlarge_rgb gave {out.shape}, expected {(h * scale, w * scale, 3)}")
+        return out
+
+    rgb = photo.rgb if photo.alpha is None else fill_transparent(photo.rgb, photo.alpha)
+    big = model(rgb)
+    if photo.grey:
+        big = big.mean(axis=2)  # (H*s, W*s); resized on one plane, then replicated again
+    big = np.clip(resize_to(big, out_h, out_w), 0, 255)
+    if photo.grey:
+        big = np.repeat(big[..., None], 3, axis=2)
+
+    alpha = None
+    if photo.alpha is not None:
+        if alpha_upsampler == "model":
+            alpha = resize_to(model(np.repeat(photo.alpha[..., None], 3, axis=2)).mean(axis=2), out_h, out_w)
+        else:
+            alpha = resize_to(photo.alpha, out_h, out_w)  # one bicubic from the original, not two
+        alpha = np.clip(alpha, 0, 255)
+    return replace(photo, rgb=big, alpha=alpha, notes=list(photo.notes))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def pick_format(path: str | Path, format: str | None = None) -> str:
+    """'png', 'jpg', 'webp' or 'tiff', from ``format`` when given, else the file's extension."""
+    name = (format or Path(path).suffix).lower().lstrip(".")
+    if name not in EXTENSIONS:
+        what = f"format {format!r}" if format else f"extension {Path(path).suffix or '(none)'!r}"
+        raise UserError(f"{path}: cannot write {what} (choose png, jpg, webp or tiff)")
+    return EXTENSIONS[name]
+
+
+def _to_8bit(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(values), 0, 255).astype(np.uint8)
+
+
+def _image_for(photo: Photo, fmt: str, notes: list[str]) -> Image.Image:
+    """The Pillow image to save in ``fmt``: as close to the Photo as the format allows."""
+    rgb, alpha = photo.rgb, photo.alpha
+    if alpha is not None and fmt == "jpg":
+        # JPEG has no alpha: composite over white (as sr.images.load_rgb does on reading).
+        a = alpha[..., None] / 255.0
+        rgb, alpha = rgb * a + 255.0 * (1.0 - a), None
+        notes.append("JPEG has no alpha: transparency composited over white")
+    values = rgb[..., 0] if photo.grey else rgb  # grey: the three channels are equal
+
+    if photo.bits == 16:
+        if photo.grey and alpha is None and fmt in ("png", "tiff"):
+            # 16-bit grey, from the unrounded values: v / 255 * 65535 -> I;16.
+            return Image.fromarray(np.clip(np.round(values / 255.0 * 65535.0), 0, 65535).astype(np.uint16))
+        if fmt in ("jpg", "webp"):
+            notes.append(f"{PIL_FORMATS[fmt]} holds 8 bits per channel: written as 8-bit")
+        else:
+            kind = "grey with alpha" if photo.grey else "colour"
+            notes.append(f"Pillow cannot write 16-bit {kind}: written as 8-bit")
+
+    planes = values[..., None] if photo.grey else values
+    if alpha is not None:
+        planes = np.concatenate([planes, alpha[..., None]], axis=2)
+    array = _to_8bit(planes)
+    if array.shape[2] == 1:
+        array = array[..., 0]
+    img = Image.fromarray(array)  # L, LA, RGB or RGBA from the shape
+    if photo.grey and fmt == "webp":
+        img = img.convert("RGBA" if alpha is not None else "RGB")
+        notes.append("WebP has no grey mode: written as RGB")
+    return img
+
+
+def _icc_fits(icc: bytes, mode: str) -> bool:
+    """An ICC profile's colour space (header bytes 16-20) must match the pixels it describes."""
+    space = icc[16:20]
+    return space == (b"GRAY" if mode in ("L", "LA", "I;16") else b"RGB ")
+
+
+def write_photo(path: str | Path, photo: Photo, quality: int | None = None, format: str | None = None) -> list[str]:
+    """Write ``photo`` to ``path`` atomically, in ``format`` or the format its extension names.
+
+    Keeps alpha (PNG, WebP, TIFF; JPEG: composited over white), grey, 16-bit grey (PNG, TIFF),
+    the ICC profile and EXIF. ``quality`` (1-100) is for jpg (default 95) and webp (default 90).
+    Returns notes, one line each, on what the format could not keep; raises UserError for an
+    unknown format, a bad quality or a failed write.
+    """
+    fmt = pick_format(path, format)
+    notes: list[str] = []
+    params: dict = {}
+    if fmt in DEFAULT_QUALITY:
+        q = DEFAULT_QUALITY[fmt] if quality is None else quality
+        if not 1 <= q <= 100:
+            raise UserError(f"quality must be 1..100, got {q}")
+        params["quality"] = q
+    elif quality is not None:
+        notes.append(f"quality applies to jpg and webp only: ignored for {fmt}")
+    if fmt == "tiff" and features.check("libtiff"):
+        params["compression"] = "tiff_deflate"  # lossless; uncompressed enlargements are huge
+
+    img = _image_for(photo, fmt, notes)
+    if photo.icc:
+        if _icc_fits(photo.icc, img.mode):
+            params["icc_profile"] = photo.icc
+        else:
+            notes.append("ICC profile dropped: it does not describe the written colour mode")
+    if photo.exif:
+        params["exif"] = photo.exif
+
+    with atomic_path(path) as tmp:
+        try:
+            img.save(tmp, format=PIL_FORMATS[fmt], **params)
+        except ValueError as exc:
+            raise UserError(f"cannot write {path}: {exc}") from None
+    return notes
