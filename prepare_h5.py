@@ -10,6 +10,7 @@ the "upsampled" layout stores that LR enlarged back by bicubic (what SRCNN reads
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sr.cli import ArgumentParser, non_negative_int, positive_int, run, scale_type
-from sr.data import DEFAULT_SETS, EvalWriter, PatchWriter, default_h5_path, default_patch
+from sr.data import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, PatchWriter, default_h5_path, default_patch, held_out
 from sr.datasets import data_root, resolve_images
 from sr.degradation import downscale, mod_crop, model_input, to_planes
 from sr.errors import UserError
@@ -37,14 +38,17 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--color", choices=tuple(COLORS), default="y", help="y: the Y channel of YCbCr; rgb: three channels")
     p.add_argument("--images", nargs="+", help="training images: set names under the data root, folders or files, "
                    "one or more (default: T91 for y, BSDS200 for rgb; 'T91 BSDS200' is the 291-image set of VDSR)")
-    p.add_argument("--eval-images", help="evaluation images, likewise (default: Set5 for y, BSDS100 for rgb)")
+    p.add_argument("--eval-images", help="validation images that pick a run's best epoch, likewise (default: images held "
+                   "out of the training images, see --val-images; a test set such as Set5 is refused)")
+    p.add_argument("--val-images", type=non_negative_int, help="how many training images to hold out for validation "
+                   "when --eval-images is not given (default: 5%%, at least 2: 5 of T91, 10 of BSDS200)")
     p.add_argument("--patch-size", type=positive_int, help="HR patch side in pixels (default: 33 upsampled; "
                    "11 x scale lr-hr y; 25 x scale lr-hr rgb, i.e. 100 at x4)")
     p.add_argument("--stride", type=positive_int, help="HR pixels between patches (default: 14 upsampled; "
                    "5 x scale lr-hr y; 9 x scale lr-hr rgb)")
     p.add_argument("--augment", action="store_true", help="also store the 7 other flips/90-degree rotations of every patch")
     p.add_argument("--output", type=Path, help="training file (default: data/h5/<images>_x<scale>_<layout>_<color>.h5)")
-    p.add_argument("--eval-output", type=Path, help="evaluation file (default: data/h5/<eval-images>_x<scale>_<layout>_<color>.h5)")
+    p.add_argument("--eval-output", type=Path, help="validation file (default: data/h5/<images>-val_x<scale>_<layout>_<color>.h5)")
     p.add_argument("--data-root", help="folder holding T91/, Set5/, ... (default: $SR_DATA, else ./data)")
     p.add_argument("--max-images", type=non_negative_int, default=0, help="use only the first N training images (0: all)")
     return p.parse_args(argv)
@@ -61,21 +65,51 @@ def _check_geometry(args) -> None:
         raise UserError(f"--patch-size {args.patch_size} is too small for x{args.scale}")
 
 
-def write_training_file(args, root: Path) -> dict:
+def _source(files: list[Path], root: Path) -> str:
+    """Where images came from, relative to the data root when under it (no machine's paths in records)."""
+    folders = sorted({Path(f).parent for f in files})
+    return ", ".join(str(f.resolve().relative_to(root.resolve())) if f.resolve().is_relative_to(root.resolve()) else str(f)
+                     for f in folders)
+
+
+def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
+    """(training name, training files, validation name, validation files), disjoint.
+
+    Validation images are held out of the training images unless --eval-images names
+    another set; a test set is never used to choose a checkpoint.
+    """
     names, files = [], []
     for spec in args.images:
         name, found = resolve_images(spec, root)
         names.append(name)
         files += found
     name = "+".join(names)
+    if args.eval_images:
+        if args.val_images:
+            raise UserError("--val-images holds images out of the training set; with --eval-images the validation set is given")
+        val_name, val_files = resolve_images(args.eval_images, root)
+        if val_name in TEST_SETS:
+            raise UserError(f"--eval-images {args.eval_images}: {val_name} is a test set, and the validation set picks the "
+                            "best epoch; leave --eval-images out to hold out training images, and score test sets "
+                            "with eval.py after training")
+        overlap = {Path(f).resolve() for f in val_files} & {Path(f).resolve() for f in files}
+        if overlap:
+            raise UserError(f"--eval-images shares {len(overlap)} image(s) with the training images, e.g. {sorted(overlap)[0].name}")
+    else:
+        val_name, val_files = name + VALIDATION_SUFFIX, held_out(files, args.val_images)
+        files = [f for f in files if f not in set(val_files)]
     if args.max_images:
         files = files[: args.max_images]
+    return name, files, val_name, val_files
+
+
+def write_training_file(args, root: Path, name: str, files: list[Path], held: list[Path]) -> dict:
     output = args.output or default_h5_path(name, args.scale, args.layout, args.color)
     lr_side = args.patch_size if args.layout == "upsampled" else args.patch_size // args.scale
     channels = COLORS[args.color]
     attrs = dict(kind="train", scale=args.scale, layout=args.layout, color=args.color, patch_size=args.patch_size,
                  stride=args.stride, augment=args.augment, degradation=DEGRADATION,
-                 source=", ".join(sorted({str(Path(f).parent) for f in files})), source_name=name)
+                 source=_source(files, root), source_name=name, held_out=json.dumps([Path(f).name for f in held]))
     writer = PatchWriter(output, (channels, lr_side, lr_side), (channels, args.patch_size, args.patch_size), attrs)
     used, skipped = 0, []
     try:
@@ -103,11 +137,10 @@ def write_training_file(args, root: Path) -> dict:
                 hr=(channels, args.patch_size, args.patch_size))
 
 
-def write_eval_file(args, root: Path) -> dict:
-    name, files = resolve_images(args.eval_images, root)
+def write_eval_file(args, root: Path, name: str, files: list[Path]) -> dict:
     output = args.eval_output or default_h5_path(name, args.scale, args.layout, args.color)
     attrs = dict(kind="eval", scale=args.scale, layout=args.layout, color=args.color, degradation=DEGRADATION,
-                 source=str(Path(files[0]).parent), source_name=name)
+                 source=_source(files, root), source_name=name)
     writer = EvalWriter(output, attrs)
     used = 0
     try:
@@ -129,22 +162,22 @@ def write_eval_file(args, root: Path) -> dict:
 
 
 def main(args) -> dict:
-    defaults = DEFAULT_SETS[args.color]
-    args.images = args.images or [defaults[0]]
-    args.eval_images = args.eval_images or defaults[1]
+    args.images = args.images or [DEFAULT_SETS[args.color][0]]
     patch, stride = default_patch(args.scale, args.layout, args.color)
     args.patch_size = args.patch_size or patch
     args.stride = args.stride or stride
     _check_geometry(args)
     root = data_root(args.data_root)
     start = time.perf_counter()
-    train = write_training_file(args, root)
-    evaluation = write_eval_file(args, root)
+    name, files, val_name, val_files = choose_images(args, root)
+    train = write_training_file(args, root, name, files, [] if args.eval_images else val_files)
+    evaluation = write_eval_file(args, root, val_name, val_files)
     seconds = time.perf_counter() - start
     size_mb = (train["path"].stat().st_size + evaluation["path"].stat().st_size) / 1e6
     print(f"wrote {train['path']}: {train['images']} images, {train['patches']} patches, "
           f"lr {train['lr']} hr {train['hr']} uint8{', augmented x8' if args.augment else ''}")
-    print(f"wrote {evaluation['path']}: {evaluation['images']} whole images")
+    print(f"wrote {evaluation['path']}: {evaluation['images']} whole validation images"
+          + ("" if args.eval_images else f", held out of the training images: {', '.join(Path(f).stem for f in val_files)}"))
     print(f"{size_mb:.1f} MB in {seconds:.1f} s")
     return dict(train=train, eval=evaluation, seconds=seconds)
 

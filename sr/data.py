@@ -23,7 +23,26 @@ CHUNK = 64  # patches per HDF5 chunk: a batch read touches a few chunks, not tho
 
 
 # The report's two halves: Y models on T91 (tested on Set5), RGB models on BSDS200 (BSDS100).
-DEFAULT_SETS = {"y": ("T91", "Set5"), "rgb": ("BSDS200", "BSDS100")}
+# Each pair is (training set, validation set): the validation images are held out of the
+# training set by prepare_h5.py, so no test set ever picks a checkpoint.
+DEFAULT_SETS = {"y": ("T91", "T91-val"), "rgb": ("BSDS200", "BSDS200-val")}
+# Benchmark sets that only ever score finished models, never choose one.
+TEST_SETS = ("Set5", "Set14", "BSDS100", "Urban100", "Manga109")
+VALIDATION_SUFFIX = "-val"
+VALIDATION_SHARE = 0.05  # 5 of T91's 91 images, 10 of BSDS200's 200
+
+
+def held_out(files: list, count: int | None = None) -> list:
+    """The validation images of a training set: ``count`` (default 5%, at least 2) spread
+    evenly over the sorted list, so the choice is fixed and covers the whole set."""
+    files = sorted(files)
+    count = max(2, round(len(files) * VALIDATION_SHARE)) if count is None else count
+    if count <= 0:
+        return []
+    if count >= len(files):
+        raise UserError(f"cannot hold out {count} of {len(files)} images for validation and still train")
+    step = len(files) / count
+    return [files[int(step * k + step / 2)] for k in range(count)]
 
 
 def default_patch(scale: int, layout: str, color: str) -> tuple[int, int]:

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 import prepare_h5
-from sr.data import PatchDataset
+from sr.data import PatchDataset, held_out
 from sr.degradation import downscale, mod_crop, to_planes
 from sr.errors import UserError
 from sr.images import load_rgb, list_images
@@ -123,8 +124,12 @@ def test_a_scale_that_is_not_an_integer_of_at_least_two_exits_with_one_line(scal
 
 def test_several_image_sets_make_one_training_file(tmp_path, image_folders):
     train = tmp_path / "both.h5"
+    validation = tmp_path / "validation"  # disjoint from the training images, as a validation set must be
+    validation.mkdir()
+    for path in list_images(image_folders["eval"]):
+        (validation / path.name).write_bytes(path.read_bytes())
     argv = ["--scale", "3", "--stride", "9", "--images", str(image_folders["train"]), str(image_folders["eval"]),
-            "--eval-images", str(image_folders["eval"]), "--output", str(train), "--eval-output", str(tmp_path / "e.h5")]
+            "--eval-images", str(validation), "--output", str(train), "--eval-output", str(tmp_path / "e.h5")]
     prepare_h5.main(prepare_h5.parse_args(argv))
     expected = _expected_patches(image_folders["train"], 3, 33, 9) + _expected_patches(image_folders["eval"], 3, 33, 9)
     with h5py.File(train) as f:
@@ -137,3 +142,31 @@ def test_an_output_that_cannot_be_written_is_one_clear_error(tmp_path, image_fol
             "--output", str(tmp_path / "file" / "t.h5"), "--eval-output", str(tmp_path / "e.h5")]
     with pytest.raises(UserError, match="cannot write .*file/t.h5"):
         prepare_h5.main(prepare_h5.parse_args(argv))
+
+
+def test_validation_images_are_held_out_of_the_training_images_by_default(tmp_path, image_folders):
+    train, val = tmp_path / "train.h5", tmp_path / "val.h5"
+    prepare_h5.main(prepare_h5.parse_args(["--scale", "3", "--images", "train", "--data-root", str(image_folders["train"].parent),
+                                           "--stride", "9", "--output", str(train), "--eval-output", str(val)]))
+    with h5py.File(train) as f, h5py.File(val) as g:
+        held = json.loads(f.attrs["held_out"])
+        assert len(held) == 2 and f.attrs["images"] == 7 - 2 - 1  # 7 files, 2 held out, tiny.png too small
+        assert sorted(g["images"]) == sorted(name.removesuffix(".png") for name in held)
+        assert g.attrs["source_name"] == "train-val" and f.attrs["source"] == g.attrs["source"] == "train"  # no machine's paths
+    every = sorted(list_images(image_folders["train"]))
+    assert held_out(every) == held_out(list(reversed(every)))  # fixed by the set, not by listing order
+    assert len(held_out(every * 13)) == round(len(every) * 13 * 0.05)
+
+
+def test_a_test_set_or_an_overlapping_set_never_validates(tmp_path, image_folders):
+    test_set = tmp_path / "Set5"
+    test_set.mkdir()
+    for path in list_images(image_folders["eval"]):
+        (test_set / path.name).write_bytes(path.read_bytes())
+    argv = ["--scale", "3", "--images", str(image_folders["train"]), "--output", str(tmp_path / "t.h5"),
+            "--eval-output", str(tmp_path / "v.h5")]
+    with pytest.raises(UserError, match="Set5 is a test set"):
+        prepare_h5.main(prepare_h5.parse_args([*argv, "--eval-images", str(test_set)]))
+    with pytest.raises(UserError, match="shares 7 image"):
+        prepare_h5.main(prepare_h5.parse_args([*argv, "--eval-images", str(image_folders["train"])]))
+    assert not (tmp_path / "t.h5").exists()
