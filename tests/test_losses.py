@@ -5,7 +5,7 @@ from urllib.error import URLError
 import pytest
 import torch
 import torch.hub
-from torchvision.models import vgg19
+from torchvision.models import vgg
 
 from sr.errors import UserError
 from sr.losses import CharbonnierLoss, PerceptualLoss, adversarial_loss, content_loss
@@ -39,9 +39,13 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="module")
 def vgg_state():
-    """A whole torchvision vgg19 state_dict, classifier included, with seeded random weights."""
+    """torchvision vgg19's features (the part a perceptual loss reads), with seeded random weights.
+
+    The 120 M-parameter classifier is left out: building and saving it took most of this file's time.
+    """
     torch.manual_seed(0)
-    return vgg19(weights=None).state_dict()
+    features = vgg.make_layers(vgg.cfgs["E"])
+    return {f"features.{k}": v for k, v in features.state_dict().items()}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Everything this project asks of one lent GPU, in one call: the CUDA tests, the SRResNet
+# throughput check, and the training of the shipped weights inside a time budget.
+#
+#   SR_DATA=<data root> bash experiments/gpu_session.sh OUT_DIR BUDGET_SECONDS [SCALE_DOWN]
+#
+# Every checkpoint is picked on validation images held out of its training set (T91-val,
+# BSDS200-val; prepare_h5.py's default); no test set is read here. The shipped files are
+# scored on Set5/Set14/BSDS100 afterwards by eval.py. Each job sizes its epoch count to its
+# share of the budget from a one-epoch probe of the same settings, so every cosine schedule
+# ends at zero. SCALE_DOWN (default 1) divides the budgets, for a dry run on a CPU.
+# Output: OUT_DIR/runs.tar.gz (weights-only checkpoints, metrics.csv, args.json of every
+# run), OUT_DIR/log.txt.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="$1"
+budget="$2"
+down="${3:-1}"
+mkdir -p "$out"
+export PYTHONPATH=. PYTHONUNBUFFERED=1
+log="$out/log.txt"
+start=$(date +%s)
+say() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$log"; }
+py=python3
+dev="${DEVICE:-cuda}"
+threads="${JOB_THREADS:-2}"  # several jobs share the machine's cores
+
+say "$($py -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")')"
+if [ "$dev" = cuda ]; then
+  $py -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -3 | tee -a "$log"
+fi
+
+h5=data/h5
+prep() { OMP_NUM_THREADS=1 $py prepare_h5.py "$@" >> "$out/prepare.log" 2>&1 || say "prepare failed: $*"; }
+patches() { $py -c "import h5py; print(h5py.File('$1', 'r')['lr'].shape[0])"; }
+rate() { tail -1 "$1/metrics.csv" | awk -F, '{print $NF}'; }
+
+# The data: RGB x4 from BSDS200 (SRResNet, real-photo models), Y from T91 (FSRCNN, SRCNN).
+prep --scale 4 --layout lr-hr --color rgb --output $h5/BSDS200_x4_lr-hr_rgb.h5 &
+prep --scale 4 --layout lr-hr --color rgb --augment --output $h5/BSDS200_x4_lr-hr_rgb_aug.h5 --eval-output $h5/BSDS200-val_x4_lr-hr_rgb.h5 &
+for s in 2 3 4; do
+  prep --scale $s --layout lr-hr --output $h5/T91_x${s}_lr-hr_y.h5 &
+  prep --scale $s --layout lr-hr --augment --output $h5/T91_x${s}_lr-hr_y_aug.h5 --eval-output $h5/T91-val_x${s}_lr-hr_y.h5 &
+done
+prep --scale 3 --output $h5/T91_x3_upsampled_y.h5 &
+wait
+say "data ready: $(ls $h5 | tr '\n' ' ')"
+
+# fit ARGS...: a one-epoch probe on the plain file, then the real run on the augmented file
+# with as many epochs as fit in SECONDS.  fit NAME SECONDS PLAIN AUG SCRIPT FLAGS...
+fit() {
+  local name=$1 seconds=$(( $2 / down )) plain=$3 aug=$4 script=$5
+  shift 5
+  local runs=runs/gpu
+  rm -rf "$runs/$name.probe" "$runs/$name"
+  OMP_NUM_THREADS=$threads $py "$script" "$@" --epochs 1 --train "$plain" --device "$dev" --out "$runs/$name.probe" \
+    > "$out/$name.probe.log" 2>&1 || { say "$name probe failed"; tail -3 "$out/$name.probe.log" | tee -a "$log"; return 1; }
+  local r n e
+  r=$(rate "$runs/$name.probe")
+  n=$(patches "$aug")
+  e=$($py -c "print(max(1, int($seconds * $r / $n)))")
+  say "$name: probe $r samples/s -> $e epochs of $n patches in ~${seconds}s"
+  OMP_NUM_THREADS=$threads $py "$script" "$@" --epochs "$e" --train "$aug" --device "$dev" --out "$runs/$name" \
+    > "$out/$name.log" 2>&1 || { say "$name failed"; tail -3 "$out/$name.log" | tee -a "$log"; return 1; }
+  say "$name done: $(tail -1 "$runs/$name/metrics.csv")"
+}
+
+# SRResNet x4 (clean), then the real-photo SRResNet fine-tuned from it with degradations.
+(
+  fit srresnet_x4 "${SRRESNET_SECONDS:-230}" $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb_aug.h5 train_srgan.py \
+    --phase pretrain --arch srresnet-noin --loss l1 --batch-size 128 --lr 7e-4 --workers 0
+  fit real_srresnet_x4 "${REAL_SECONDS:-150}" $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb_aug.h5 train_srgan.py \
+    --phase pretrain --arch srresnet-noin --loss l1 --batch-size 64 --lr 2e-4 --workers 10 --degrade \
+    --init runs/gpu/srresnet_x4/best.pth
+) &
+# A fast real-photo model: FSRCNN (paper layout) on RGB, from scratch.
+fit real_fsrcnn_x4 "${REAL_FAST_SECONDS:-330}" $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb_aug.h5 train_srcnn.py \
+  --arch fsrcnn-paper --color rgb --scale 4 --loss l1 --batch-size 128 --lr 2e-3 --workers 4 --degrade &
+# FSRCNN x2/x3/x4 on T91 (91 images less the 5 held out), L1.
+for s in 2 3 4; do
+  fit fsrcnn_x$s "${FSRCNN_SECONDS:-330}" $h5/T91_x${s}_lr-hr_y.h5 $h5/T91_x${s}_lr-hr_y_aug.h5 train_srcnn.py \
+    --arch fsrcnn-paper --scale $s --loss l1 --batch-size 128 --lr 2e-3 --eval $h5/T91-val_x${s}_lr-hr_y.h5 &
+done
+wait
+say "trainings done"
+
+# Weights-only copies (no optimizer state) of every run's validation-best and last epoch.
+$py - <<'EOF' 2>&1 | tee -a "$log"
+from pathlib import Path
+from sr.checkpoint import load_checkpoint, save_checkpoint
+keep = ("arch", "model_kwargs", "scale", "color", "layout", "model", "epoch", "best_psnr", "scores", "args")
+for run in sorted(Path("runs/gpu").glob("*")):
+    if run.name.endswith(".probe") or not (run / "best.pth").exists():
+        continue
+    for name in ("best.pth", "last.pth"):
+        state = load_checkpoint(run / name)
+        save_checkpoint(run / f"{name[:-4]}.weights.pth", {k: state[k] for k in keep if k in state})
+    print(run.name, "epochs", state["epoch"], "validation best", round(state["best_psnr"], 4))
+EOF
+tar czf "$out/runs.tar.gz" --exclude='*.probe' --exclude='best.pth' --exclude='last.pth' runs/gpu
+ls -la "$out" | tee -a "$log"
+say "session done"
