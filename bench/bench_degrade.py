@@ -1,67 +1,140 @@
-"""Speed of sr/realistic.py's degrade_batch: samples/s for batches of 64 HR patches of 96 px
-at x4 with the default settings, on one CPU thread, beside the loader workers a GPU step needs.
+"""Speed of sr/realistic.py on one CPU thread, what one DataLoader worker gets: degrade_batch
+alone, and DegradedPatches[indices] (a batch read from an in-memory patch file, degraded, as
+training gets it), for batches of 64 HR patches of 100 px at x4 with the default settings.
 
-    python bench/bench_degrade.py                      # ~5 s
-    python bench/bench_degrade.py --gpu-rate 7500      # samples/s the training step consumes
+    python bench/bench_degrade.py                      # ~10 s; patches of 8 BSDS200 photos
+    python bench/bench_degrade.py --train data/h5/BSDS200_x4_lr-hr_rgb.h5 --gpu-rate 7500
 
-Not a test: timings depend on the machine and on what else runs on it.
+The patches come from --train (prepare_h5.py --scale 4 --layout lr-hr --color rgb), else
+from the first --max-images photos of --images, else, with no photos found, from random
+pixels. Not a test: timings depend on the machine and on what else runs on it; the CPU-time
+column is the one a busy machine inflates least.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sr.realistic import DEFAULTS, degrade_batch  # noqa: E402
+from sr.data import PatchDataset, PatchWriter  # noqa: E402
+from sr.datasets import data_root, resolve_images  # noqa: E402
+from sr.degradation import downscale, mod_crop, to_planes  # noqa: E402
+from sr.errors import UserError  # noqa: E402
+from sr.images import load_rgb  # noqa: E402
+from sr.patches import patch_pairs  # noqa: E402
+from sr.realistic import DEFAULTS, DegradedPatches, degrade_batch  # noqa: E402
 
 
 def cpu_name() -> str:
+    """The model name, with family and model numbers (VMs often say only "Intel(R) Xeon(R) Processor")."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    if "model name" not in fields:
+        return platform.processor() or "unknown CPU"
+    return f"{fields['model name']} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
+
+
+def write_patches(path: Path, args) -> str:
+    """A small lr-hr RGB patch file like prepare_h5.py's; returns where its pixels came from."""
+    side = args.patch
+    attrs = dict(kind="train", scale=args.scale, layout="lr-hr", color="rgb", patch_size=side, stride=side)
+    writer = PatchWriter(path, (3, side // args.scale, side // args.scale), (3, side, side), attrs)
+    try:
+        _, files = resolve_images(args.images, data_root(args.data_root))
+        source = f"{args.images}, {min(len(files), args.max_images)} photos"
+    except UserError:
+        files, source = [], "random pixels (no photos found)"
+    for file in files[: args.max_images]:
+        hr = mod_crop(load_rgb(file), args.scale)
+        writer.append(*patch_pairs(to_planes(downscale(hr, args.scale), "rgb"), to_planes(hr, "rgb"), args.scale,
+                                   "lr-hr", side, side // 2 // args.scale * args.scale))
+    if not files:
+        g = np.random.default_rng(0)
+        hr = g.integers(0, 256, size=(4 * args.batch, 3, side, side), dtype=np.uint8)
+        lr = np.stack([to_planes(downscale(h.transpose(1, 2, 0), args.scale), "rgb") for h in hr])
+        writer.append(lr, hr)
+    writer.commit()
+    return source
+
+
+def median_ms(fn, batches: list[list[int]]) -> tuple[float, float]:
+    """Median wall and CPU milliseconds per call; CPU time is what a busy machine inflates least."""
+    for indices in batches[:3]:  # warm-up: oneDNN primitives, allocator
+        fn(indices)
+    wall, cpu = [], []
+    for indices in batches:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn(indices)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return sorted(wall)[len(wall) // 2] * 1e3, sorted(cpu)[len(cpu) // 2] * 1e3
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--train", type=Path, help="an lr-hr RGB patch file at --scale (default: made from --images)")
+    p.add_argument("--images", default="BSDS200", help="set name under the data root, or a folder (default: BSDS200)")
+    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"),
+                   help="(default: ../shared/datasets beside the repository)")
+    p.add_argument("--max-images", type=int, default=8)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--patch", type=int, default=96, help="HR side in pixels")
+    p.add_argument("--patch", type=int, default=100, help="HR side in pixels")
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--gpu-rate", type=float, default=7500.0, help="samples/s the GPU training step takes")
     args = p.parse_args()
 
-    torch.set_num_threads(1)  # what one DataLoader worker gets
-    # Photo-like content matters little here: every step costs the same whatever the pixels.
-    g = torch.Generator().manual_seed(0)
-    hr = (torch.rand(args.batch, 3, args.patch, args.patch, generator=g) * 255).to(torch.uint8)
-    for _ in range(3):  # warm-up: oneDNN primitives, allocator
-        degrade_batch(hr, args.scale, DEFAULTS, g)
-    times = []
-    for _ in range(args.batches):
-        start = time.perf_counter()
-        degrade_batch(hr, args.scale, DEFAULTS, g)
-        times.append(time.perf_counter() - start)
-    times.sort()
-    median = times[len(times) // 2]
-    rate = args.batch / median
-    print(f"CPU: {cpu_name()}, torch {torch.__version__}, capability {torch.backends.cpu.get_cpu_capability()}, 1 thread")
-    print(f"degrade_batch x{args.scale}, {args.batch} x {args.patch}px HR, defaults: "
-          f"median {median * 1e3:.1f} ms/batch (fastest {times[0] * 1e3:.1f}), {rate:,.0f} samples/s")
-    print(f"to feed {args.gpu_rate:,.0f} samples/s: {math.ceil(args.gpu_rate / rate)} loader workers at 1 thread each")
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.train:
+            path, source = args.train, str(args.train)
+        else:
+            path = Path(tmp) / "patches.h5"
+            source = write_patches(path, args)
+        base = PatchDataset(path, "memory")
+        data = DegradedPatches(base, args.scale, DEFAULTS, seed=0)
+        data_y = DegradedPatches(base, args.scale, DEFAULTS, seed=0, color="y")
+        order = torch.randperm(len(base), generator=torch.Generator().manual_seed(0)).tolist()
+        batches = [order[i * args.batch : (i + 1) * args.batch] for i in range(len(base) // args.batch)]
+        batches = (batches * math.ceil(args.batches / len(batches)))[: args.batches]  # training-like: other batches each time
+
+        fixed_hr = base[batches[0]][1]
+        g = torch.Generator().manual_seed(0)
+        rows = [
+            ("degrade_batch (clean share by imresize)",
+             median_ms(lambda _: degrade_batch(fixed_hr, args.scale, DEFAULTS, g), batches)),
+            ("DegradedPatches[indices], rgb", median_ms(lambda i: data[i], batches)),
+            ("DegradedPatches[indices], y", median_ms(lambda i: data_y[i], batches)),
+            ("PatchDataset[indices] (clean, for scale)", median_ms(lambda i: base[i], batches)),
+        ]
+    print(f"CPU: {cpu_name()}, torch {torch.__version__}, capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"{torch.get_num_threads()} thread; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"batches of {args.batch} x {args.patch} px HR at x{args.scale}, default settings, patches from {source}; "
+          f"medians of {args.batches}, wall / CPU time:")
+    for name, (wall, cpu) in rows:
+        print(f"  {name:42s} {wall:6.1f} / {cpu:6.1f} ms/batch "
+              f"{args.batch / wall * 1e3:8,.0f} / {args.batch / cpu * 1e3:8,.0f} samples/s")
+    rate = args.batch / rows[1][1][1] * 1e3
+    print(f"to feed {args.gpu_rate:,.0f} samples/s with DegradedPatches: {math.ceil(args.gpu_rate / rate)} loader workers "
+          "at 1 thread each, on as many free cores (from the CPU time)")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
 import argparse
 import json
 import math
+import pickle
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import smooth_image
-from sr.degradation import downscale
+from torch.utils.data import DataLoader
+
+from conftest import make_h5, smooth_image
+from sr.data import PatchDataset, check_fits
+from sr.degradation import downscale, to_planes
 from sr.errors import UserError
 from sr.realistic import (
     DEFAULTS,
     DegradationSettings,
+    DegradedPatches,
     add_degradation_args,
     degrade_batch,
     gaussian_kernels,
+    gaussian_kernels_1d,
     jpeg_degrade,
     settings_from_args,
 )
@@ -172,3 +178,130 @@ def test_flags_defaults_round_trip_and_errors():
     text = " ".join(parser.format_help().split())  # argparse wraps lines at will
     assert text.count("(default: ") == 10
     assert "probability of a Gaussian blur before downscaling (default: 0.8)" in text
+
+
+def test_separable_kernels_match_the_2d_ones():
+    sigma = torch.tensor([0.3, 1.0, 2.5], dtype=torch.float64)
+    k1 = gaussian_kernels_1d(sigma, 19)
+    assert k1.sum(dim=1).tolist() == pytest.approx([1, 1, 1], abs=1e-12)
+    k2 = gaussian_kernels(sigma, sigma, torch.zeros(3, dtype=torch.float64), 19)
+    # Only the tails zeroed below 1e-12 (before normalising) differ.
+    assert torch.allclose(k1[:, :, None] * k1[:, None, :], k2, rtol=0, atol=1e-10)
+
+
+def test_stored_clean_lr_is_what_clean_samples_get(hr):
+    stored = torch.full((16, 3, 24, 24), 7, dtype=torch.uint8)
+    assert torch.equal(degrade_batch(hr, 4, replace(DEFAULTS, clean_prob=1.0), torch.Generator(), clean_lr=stored), stored)
+    # Degraded samples are untouched by it: same draws, same pixels.
+    some = replace(DEFAULTS, clean_prob=0.5)
+    with_lr = degrade_batch(hr, 4, some, torch.Generator().manual_seed(1), clean_lr=stored)
+    without = degrade(hr, some, seed=1)
+    degraded = (with_lr != 7).flatten(1).any(dim=1)
+    assert 0 < degraded.sum() < 16
+    assert torch.equal(with_lr[degraded], without[degraded])
+    with pytest.raises(ValueError, match="clean_lr"):
+        degrade_batch(hr, 4, DEFAULTS, torch.Generator(), clean_lr=stored[:, :, :12])
+
+
+# --- DegradedPatches: the training data path ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rgb_x4(tmp_path_factory, image_folders):
+    """A clean lr-hr RGB x4 file: 196 patches of 32 px HR / 8 px LR."""
+    train, _ = make_h5(tmp_path_factory.mktemp("rgb"), image_folders, 4, "--layout", "lr-hr", "--color", "rgb",
+                       "--patch-size", "32", "--stride", "8")
+    return train
+
+
+BATCH = [150, 3, 77, 41, 9, 120, 64, 190, 18, 101, 55, 33, 170, 2, 88, 140]
+
+
+@pytest.mark.parametrize("load", ["memory", "lazy"])
+def test_degraded_patches_are_a_pure_function_of_seed_and_batch(rgb_x4, load):
+    base = PatchDataset(rgb_x4, load)
+    data = DegradedPatches(base, 4, DEFAULTS, seed=3)
+    lr, hr = data[BATCH]
+    assert lr.shape == (16, 3, 8, 8) and hr.shape == (16, 3, 32, 32) and lr.dtype == hr.dtype == torch.uint8
+    clean_lr, clean_hr = PatchDataset(rgb_x4, "memory")[BATCH]
+    assert torch.equal(hr, clean_hr)  # HR as stored, in the caller's order
+    assert (lr != clean_lr).flatten(1).any(dim=1).sum() >= 10  # most samples degraded
+    # Again, after other batches, after set_epoch, and in a copy as a loader worker gets it.
+    data[BATCH[:5]]
+    data.set_epoch(7)
+    worker_copy = pickle.loads(pickle.dumps(data))
+    for again in (data[BATCH], worker_copy[BATCH]):
+        assert torch.equal(again[0], lr) and torch.equal(again[1], hr)
+    # The order within a batch changes only the order of the output: samples are degraded sorted.
+    shuffled = BATCH[::-1]
+    lr_r, hr_r = data[shuffled]
+    assert torch.equal(lr_r, lr.flip(0)) and torch.equal(hr_r, hr.flip(0))
+    # Another seed, or another batch around the same patch, gives other degradations.
+    assert not torch.equal(DegradedPatches(base, 4, DEFAULTS, seed=4)[BATCH][0], lr)
+    assert not torch.equal(data[BATCH[:-1] + [5]][0][:-1], lr[:-1])
+
+
+def test_memory_and_lazy_files_give_the_same_batches(rgb_x4):
+    memory = DegradedPatches(PatchDataset(rgb_x4, "memory"), 4, DEFAULTS, seed=0)
+    lazy = DegradedPatches(PatchDataset(rgb_x4, "lazy"), 4, DEFAULTS, seed=0)
+    assert memory.in_memory and not lazy.in_memory
+    for a, b in zip(memory[BATCH], lazy[BATCH]):
+        assert torch.equal(a, b)
+
+
+def test_clean_samples_take_the_stored_lr_exactly(rgb_x4):
+    base = PatchDataset(rgb_x4, "memory")
+    lr, hr = DegradedPatches(base, 4, replace(DEFAULTS, clean_prob=1.0), seed=0)[BATCH]
+    stored_lr, stored_hr = base[BATCH]
+    assert torch.equal(lr, stored_lr) and torch.equal(hr, stored_hr)
+    # That LR is the bicubic of the whole image cut to the patch, not of the patch alone:
+    # they differ at the borders, where the patch's own bicubic has to mirror its edge.
+    patch_alone = np.stack([downscale(h.permute(1, 2, 0).numpy(), 4) for h in stored_hr]).transpose(0, 3, 1, 2)
+    assert not np.array_equal(patch_alone, lr.numpy())
+    assert np.abs(patch_alone.astype(int) - lr.numpy())[..., 2:-2, 2:-2].max() <= 1
+
+
+def test_y_colour_gives_the_y_planes_of_prepare_h5(rgb_x4):
+    base = PatchDataset(rgb_x4, "memory")
+    data = DegradedPatches(base, 4, replace(DEFAULTS, clean_prob=0.5), seed=0, color="y")
+    assert data.lr_shape == (1, 8, 8) and data.hr_shape == (1, 32, 32)
+    lr, hr = data[BATCH]
+    assert lr.shape == (16, 1, 8, 8) and hr.shape == (16, 1, 32, 32) and lr.dtype == hr.dtype == torch.uint8
+    rgb_lr, rgb_hr = DegradedPatches(base, 4, replace(DEFAULTS, clean_prob=0.5), seed=0)[BATCH]
+    for i in range(len(BATCH)):  # the rule of prepare_h5.py --color y: BT.601 Y of the RGB, rounded
+        assert np.array_equal(hr[i].numpy(), to_planes(rgb_hr[i].permute(1, 2, 0).numpy(), "y"))
+        assert np.array_equal(lr[i].numpy(), to_planes(rgb_lr[i].permute(1, 2, 0).numpy(), "y"))
+    assert 16 <= hr.min() and hr.max() <= 235
+
+
+def test_attrs_and_refusals(rgb_x4, h5_x3):
+    base = PatchDataset(rgb_x4, "memory")
+    data = DegradedPatches(base, 4, DEFAULTS, seed=9, color="y")
+    assert len(data) == len(base) == 196 and data.path == base.path
+    assert DegradationSettings.from_dict(json.loads(data.attrs["degradation"])) == DEFAULTS
+    assert data.attrs["degradation_seed"] == 9 and data.attrs["patch_size"] == 32
+    check_fits(data.attrs, data.path, 4, "lr-hr", "y")  # what FSRCNN's training checks
+    with pytest.raises(UserError, match=r"scale 4 \(need 2\).*--layout lr-hr --color rgb"):
+        DegradedPatches(base, 2, DEFAULTS, seed=0)
+    with pytest.raises(UserError, match="layout 'upsampled'.*color 'y'"):
+        DegradedPatches(PatchDataset(h5_x3[0]), 3, DEFAULTS, seed=0)
+    with pytest.raises(ValueError, match="color"):
+        DegradedPatches(base, 4, DEFAULTS, seed=0, color="ycbcr")
+
+
+def test_loader_workers_give_the_same_batches_as_the_main_process(rgb_x4):
+    data = DegradedPatches(PatchDataset(rgb_x4, "memory"), 4, DEFAULTS, seed=1)
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
+    batches = [perm[i : i + 32] for i in range(0, 192, 32)]  # what a sampler yields: lists of indices
+
+    def run(workers: int) -> list:
+        loader = DataLoader(data, sampler=batches, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+        return list(loader) + list(loader)  # two passes: persistent workers keep their copies
+
+    main, workers = run(0), run(2)
+    assert len(main) == len(workers) == 12
+    for (lr_a, hr_a), (lr_b, hr_b) in zip(main, workers):
+        assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
+    # Resuming after 4 batches: the rest are the same batches.
+    resumed = list(DataLoader(data, sampler=batches[4:], batch_size=None, num_workers=0))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(resumed, main[4:6]))
