@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sr.atomic import AtomicFile
 from sr.errors import UserError
 
 CHUNK = 64  # patches per HDF5 chunk: a batch read touches a few chunks, not thousands
@@ -74,29 +75,29 @@ def prepare_command(scale: int, layout: str, color: str) -> str:
 
 
 class _AtomicH5:
-    """An HDF5 file written under a temporary name and renamed into place on success,
-    so an interrupted run never leaves a file that looks complete."""
+    """An HDF5 file written under a temporary name and renamed into place on success
+    (``sr.atomic``), so an interrupted run never leaves a file that looks complete."""
 
     def __init__(self, path: str | Path, attrs: dict[str, Any]):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.target = AtomicFile(path)
+        self.path = self.target.path
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = h5py.File(self.tmp, "w")
+            self.file = h5py.File(self.target.tmp, "w")
         except OSError as exc:
+            self.target.abort()
             raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self.file.attrs.update(attrs)
 
     def commit(self, **final_attrs: Any) -> None:
         self.file.attrs.update(final_attrs)
         self.file.close()
-        os.replace(self.tmp, self.path)
+        self.target.commit()
 
     def abort(self) -> None:
         try:
             self.file.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self.target.abort()
 
 
 class PatchWriter(_AtomicH5):

@@ -1,12 +1,18 @@
+import math
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from sr.checkpoint import bare_module, load_checkpoint, save_checkpoint
+from sr.checkpoint import MAX_DISCRIMINATOR_PARAMETERS, MAX_PARAMETERS, bare_module, load_checkpoint, save_checkpoint, validate_checkpoint
 from sr.errors import UserError
-from sr.models import create_model
+from sr.models import MODELS, Discriminator, create_model
 
 
 def _state():
@@ -71,3 +77,202 @@ def test_a_checkpoint_gets_the_usual_file_mode(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "best.pth").stat().st_mode) == 0o644  # not mkstemp's 0600
+
+
+# --- Validation of a checkpoint's contents (issue 13.1). Every bad case starts from a shipped
+# checkpoint, changes one thing, is saved the normal way, and must be refused in one line
+# naming the field, before any network is built.
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shipped(name: str) -> dict:
+    """A shipped checkpoint as saved, without the format tag that save_checkpoint adds."""
+    state = torch.load(ROOT / "weights" / f"{name}.pth", map_location="cpu", weights_only=True)
+    del state["format"]
+    return state
+
+
+def _kwargs(**change):
+    def edit(state):
+        state["model_kwargs"].update(change)
+    return edit
+
+
+def _field(key, value):
+    def edit(state):
+        state[key] = value
+    return edit
+
+
+def _tensor(name, value=None, drop=False):
+    def edit(state):
+        if drop:
+            del state["model"][name]
+        else:
+            state["model"][name] = value(state["model"].get(name)) if callable(value) else value
+    return edit
+
+
+def _without(key):
+    def edit(state):
+        del state["model_kwargs"][key]
+    return edit
+
+
+BAD = {
+    # The issue's table: each of these used to end in a traceback, or in 9.5 GB of allocation.
+    "layout weird": ("srresnet_x4", _field("layout", "weird"), r"field 'layout' is 'weird'; it must be one of 'upsampled', 'lr-hr'"),
+    "scale not a number": ("srresnet_x4", _field("scale", "x"), r"field 'scale' is 'x'; it must be an integer >= 2"),
+    "color a number": ("srresnet_x4", _field("color", 5), r"field 'color' is 5; it must be one of 'y', 'rgb'"),
+    "unknown kwarg": ("srresnet_x4", _kwargs(foo=1), r"field 'model_kwargs' has 'foo', which SRResNet does not take"),
+    "features 2500": ("srresnet_x4", _kwargs(features=2500), r"field 'model_kwargs' .* give SRResNet 2,307,470,003 parameters, over the limit of 50,000,000"),
+    # Tensors against the network the fields describe.
+    "wrong shape": ("fsrcnn_x3", _tensor("deconv.weight", torch.zeros(56, 1, 7, 7)), r"field 'model' tensor 'deconv.weight' has shape \(56, 1, 7, 7\); fsrcnn-paper .* needs \(56, 1, 9, 9\)"),
+    "missing tensor": ("fsrcnn_x3", _tensor("deconv.bias", drop=True), r"field 'model' lacks tensor 'deconv.bias'"),
+    "extra tensor": ("fsrcnn_x3", _tensor("extra.weight", torch.zeros(3)), r"field 'model' has tensor 'extra.weight', which fsrcnn-paper .* does not have"),
+    "int tensor": ("fsrcnn_x3", _tensor("deconv.weight", lambda t: t.long()), r"field 'model' tensor 'deconv.weight' is torch.int64; weights must be float32, float16 or bfloat16"),
+    "nan tensor": ("fsrcnn_x3", _tensor("body.0.weight", lambda t: t.clone().index_fill_(0, torch.tensor([3]), math.nan)), r"field 'model' tensor 'body.0.weight' holds NaN or infinite values"),
+    "inf tensor": ("srresnet_x4", _tensor("tail.bias", lambda t: torch.full_like(t, math.inf)), r"field 'model' tensor 'tail.bias' holds NaN"),
+    "state_dict not a dict": ("fsrcnn_x3", _field("model", [1, 2]), r"field 'model' is a list, not a state_dict"),
+    # model_kwargs against the constructor's signature and the other fields.
+    "kwarg missing": ("fsrcnn_x3", _without("scale"), r"field 'model_kwargs' lacks 'scale' \(it must give d, s, m, channels, scale\)"),
+    "kwarg bool for int": ("fsrcnn_x3", _kwargs(m=True), r"field 'model_kwargs.m' is True; FSRCNN needs an integer >= 0"),
+    "kwarg negative": ("srresnet_x4", _kwargs(blocks=-1), r"field 'model_kwargs.blocks' is -1; SRResNet needs an integer >= 0"),
+    "kwarg str for float": ("srresnet_x4", _kwargs(negative_slope="0.2"), r"field 'model_kwargs.negative_slope' is '0.2'; SRResNet needs a finite number"),
+    "kwarg value the constructor refuses": ("srresnet_x4", _kwargs(norm="some"), r"field 'model_kwargs' .* do not build SRResNet \(norm must be one of"),
+    "kwargs not a dict": ("fsrcnn_x3", _field("model_kwargs", [56, 12]), r"field 'model_kwargs' is a list, not a dict"),
+    "channels vs color": ("fsrcnn_x3", _kwargs(channels=3), r"field 'model_kwargs.channels' is 3, but colour 'y' has 1"),
+    "kwarg scale vs scale": ("fsrcnn_x3", _kwargs(scale=2), r"field 'model_kwargs.scale' is 2, but the checkpoint's scale is 3"),
+    "srresnet scale 3": ("srresnet_x4", lambda s: (s.update(scale=3), s["model_kwargs"].update(scale=3)), r"field 'scale' is 3, which srresnet-noin cannot do \(SRResNet upsamples by powers of two"),
+    "fsrcnn scale 11": ("fsrcnn_x3", lambda s: (s.update(scale=11), s["model_kwargs"].update(scale=11)), r"field 'scale' is 11, which fsrcnn-paper cannot do \(FSRCNN's 9x9 deconvolution enlarges by 1 to 10"),
+    "scale 1": ("fsrcnn_x3", _field("scale", 1), r"field 'scale' is 1; it must be an integer >= 2"),
+    "scale bool": ("fsrcnn_x3", _field("scale", True), r"field 'scale' is True"),
+    "scale float": ("fsrcnn_x3", _field("scale", 3.0), r"field 'scale' is 3.0"),
+    "layout not the arch's": ("srresnet_x4", _field("layout", "upsampled"), r"field 'layout' is 'upsampled', but srresnet-noin is an 'lr-hr' model"),
+    "arch unknown": ("fsrcnn_x3", _field("arch", "edsr"), r"field 'arch' is 'edsr', not a known architecture"),
+    "arch not a string": ("fsrcnn_x3", _field("arch", ["fsrcnn"]), r"field 'arch' is \['fsrcnn'\]"),
+    # Training fields, as far as cheap.
+    "epoch negative": ("fsrcnn_x3", _field("epoch", -1), r"field 'epoch' is -1; it must be an integer >= 0"),
+    "step a string": ("fsrcnn_x3", _field("step", "3"), r"field 'step' is '3'"),
+    "best_psnr nan": ("fsrcnn_x3", _field("best_psnr", math.nan), r"field 'best_psnr' is nan; it must be a number"),
+    "optimizer not a dict": ("fsrcnn_x3", _field("optimizer", 1.0), r"field 'optimizer' is 1.0; it must be a dict"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_each_bad_field_is_refused_in_one_line_naming_it(tmp_path, case):
+    name, edit, message = BAD[case]
+    state = _shipped(name)
+    edit(state)
+    save_checkpoint(tmp_path / "bad.pth", state)
+    with pytest.raises(UserError, match=message) as info:
+        load_checkpoint(tmp_path / "bad.pth")
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"{tmp_path / 'bad.pth'}: checkpoint field '")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "weights").glob("*.pth")))
+def test_every_shipped_checkpoint_is_valid(name):
+    assert load_checkpoint(ROOT / "weights" / f"{name}.pth")["arch"] in MODELS
+
+
+def test_half_precision_weights_and_training_fields_are_valid(tmp_path):
+    state = _shipped("fsrcnn_x3")
+    state["model"] = {k: v.to(torch.bfloat16 if "deconv" in k else torch.float16) for k, v in state["model"].items()}
+    state.update(epoch=3, step=0, best_psnr=-math.inf, optimizer={}, scheduler={}, args={"script": "train_srcnn"})
+    save_checkpoint(tmp_path / "half.pth", state)
+    assert load_checkpoint(tmp_path / "half.pth")["epoch"] == 3
+
+
+def _gan_state(patch=32):
+    state = _shipped("srgan_x4")
+    torch.manual_seed(0)
+    d_kwargs = dict(channels=3, patch_size=patch)
+    return dict(state, discriminator=Discriminator(**d_kwargs).state_dict(), discriminator_kwargs=d_kwargs)
+
+
+def test_a_gan_checkpoints_discriminator_is_checked_the_same_way(tmp_path):
+    save_checkpoint(tmp_path / "gan.pth", _gan_state())
+    assert load_checkpoint(tmp_path / "gan.pth")["discriminator_kwargs"] == {"channels": 3, "patch_size": 32}
+    cases = [
+        (lambda s: s["discriminator_kwargs"].update(patch_size=96), r"field 'discriminator' tensor 'head.1.weight' has shape \(1024, 2048\); Discriminator .* needs \(1024, 18432\)"),
+        (lambda s: s["discriminator_kwargs"].update(patch_size=4096), r"field 'discriminator_kwargs' .* give Discriminator 34,364,427,649 parameters, over the limit of 500,000,000 \(MAX_DISCRIMINATOR_PARAMETERS"),
+        (lambda s: s["discriminator_kwargs"].update(channels=1), r"field 'discriminator_kwargs.channels' is 1, but colour 'rgb' has 3"),
+        (lambda s: s["discriminator_kwargs"].pop("patch_size"), r"field 'discriminator_kwargs' lacks 'patch_size'"),
+        (lambda s: s["discriminator"].update({"features.3.num_batches_tracked": torch.tensor(1.0)}), r"tensor 'features.3.num_batches_tracked' is torch.float32; Discriminator .* needs torch.int64"),
+        (lambda s: s.pop("discriminator_kwargs"), r"lacks discriminator_kwargs"),
+    ]
+    for edit, message in cases:
+        state = _gan_state()
+        edit(state)
+        save_checkpoint(tmp_path / "bad.pth", state)
+        with pytest.raises(UserError, match=message):
+            load_checkpoint(tmp_path / "bad.pth")
+
+
+def test_the_limit_is_far_above_every_model_here():
+    for name, spec in MODELS.items():
+        for scale in (2, 4, 8):
+            with torch.device("meta"):
+                model = spec.cls(**dict(spec.kwargs, channels=3, **({"scale": scale} if spec.layout == "lr-hr" else {})))
+            assert sum(p.numel() for p in model.parameters()) < MAX_PARAMETERS / 10
+    with torch.device("meta"):  # x8's default patch: 200 px
+        assert sum(p.numel() for p in Discriminator(patch_size=200).parameters()) < MAX_DISCRIMINATOR_PARAMETERS / 5
+
+
+def test_validation_allocates_nothing_for_a_huge_network(tmp_path):
+    state = _shipped("srresnet_x4")
+    state["model_kwargs"]["features"] = 2500
+    save_checkpoint(tmp_path / "huge.pth", state)
+    state = torch.load(tmp_path / "huge.pth", weights_only=True)
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(UserError, match="over the limit"):
+        validate_checkpoint(state, "huge.pth")
+    assert tracemalloc.get_traced_memory()[1] < 10_000_000  # Python-side; the RSS check is below
+    tracemalloc.stop()
+
+
+# Runs the command and reports (seconds, exit code, peak RSS in bytes). A small launcher, because
+# a child forked from the test run starts its ru_maxrss at the test run's own peak (Linux
+# carries the pre-exec high-water mark over), which would hide what the child itself used.
+_LAUNCHER = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(time.perf_counter() - start, code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def _run_measured(argv: list[str]) -> tuple[float, int, int, str]:
+    """(seconds, exit code, peak RSS in bytes, stderr) of one child process."""
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, cwd=ROOT)
+    elapsed, code, rss = done.stdout.split()
+    return float(elapsed), int(code), int(rss), done.stderr
+
+
+def test_eval_refuses_a_huge_network_in_one_line_fast_and_without_allocating_it(tmp_path):
+    state = _shipped("srresnet_x4")
+    state["model_kwargs"]["features"] = 2500  # 2.3 G parameters: 9.5 GB, if it were built
+    save_checkpoint(tmp_path / "huge.pth", state)
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "photo.png")
+    eval_argv = [sys.executable, "eval.py", "--weights", str(tmp_path / "huge.pth"), "--image", str(tmp_path / "photo.png"),
+                 "--upscale", "--output", str(tmp_path / "out.png"), "--device", "cpu"]
+    tries = []
+    for _ in range(3):  # a busy machine can slow either process by seconds; one fair pair suffices
+        baseline = _run_measured([sys.executable, "-c", "import torch"])[0]
+        elapsed, code, rss, stderr = _run_measured(eval_argv)
+        assert code == 2, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in stderr, stderr
+        assert "field 'model_kwargs'" in lines[0] and "over the limit of 50,000,000" in lines[0]
+        assert rss < 1.5e9, f"peak RSS {rss / 1e9:.2f} GB"
+        tries.append((elapsed, baseline))
+        print(f"eval refused in {elapsed:.2f} s (import torch {baseline:.2f} s), peak RSS {rss / 1e6:.0f} MB")
+        if elapsed < baseline + 1.0:
+            break
+    else:
+        pytest.fail(f"eval took longer than importing torch plus 1 s in every try: {tries}")
+    assert not (tmp_path / "out.png").exists()

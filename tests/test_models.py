@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sr.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
-from sr.models import MODELS, Discriminator, create_model, list_models
+from sr.models import MODELS, Discriminator, create_model, list_models, model_kwargs
 
 # The report's torchsummary totals (SPEC); SRResNet counts are at x4.
 COUNTS = {
@@ -33,6 +33,17 @@ def test_parameter_count_is_exact(name):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
+def test_a_meta_device_build_has_the_same_parameters_and_no_storage(name):
+    # what sr.checkpoint.validate_checkpoint counts before it lets anything be allocated
+    with torch.device("meta"):
+        model = MODELS[name].cls(**model_kwargs(name, _scale(name)))
+    assert all(p.is_meta for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == COUNTS[name]
+    real, _ = create_model(name, _scale(name))
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in real.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
 def test_shape_finite_output_and_gradient_for_every_parameter(name):
     torch.manual_seed(0)
     scale = _scale(name)
@@ -60,6 +71,12 @@ def test_srresnet_has_one_pixelshuffle_stage_per_factor_two(scale, stages):
     model, _ = create_model("srresnet", scale)
     assert sum(isinstance(m, torch.nn.PixelShuffle) for m in model.modules()) == stages
     assert model(torch.rand(1, 3, 6, 5)).shape == (1, 3, 6 * scale, 5 * scale)
+
+
+def test_paper_fsrcnn_refuses_a_scale_its_deconvolution_cannot_reach():
+    assert create_model("fsrcnn-paper", 10)[0](torch.rand(1, 1, 3, 3)).shape == (1, 1, 30, 30)
+    with pytest.raises(ValueError, match="enlarges by 1 to 10; got scale 11"):
+        create_model("fsrcnn-paper", 11)
 
 
 def test_srresnet_refuses_a_scale_that_is_not_a_power_of_two():

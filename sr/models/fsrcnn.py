@@ -44,6 +44,8 @@ class FSRCNN(nn.Module):
         # bicubic kernel maps it to ((i + 0.5) * scale - 0.5), so the filter need not learn
         # a shift: padding 4 for x2, 3 for x3 and x4, 1 for x8 (and 4 for scale 1).
         padding = 4 - (scale - 1) // 2
+        if scale < 1 or padding < 0:  # PyTorch refuses negative padding, but only at the first forward
+            raise ValueError(f"FSRCNN's 9x9 deconvolution enlarges by 1 to 10; got scale {scale}")
         self.deconv = nn.ConvTranspose2d(
             d, channels, 9, stride=scale, padding=padding, output_padding=2 * padding - 9 + scale
         )
