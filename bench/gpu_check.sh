@@ -3,7 +3,7 @@
 #   1. the CUDA tests (tests/test_cuda.py, skipped on machines without a GPU; --compile included);
 #   2. a short real SRResNet x4 pretraining on BSDS200 patches (15,400, batch 128), the patches held on
 #      the GPU: end-to-end samples/s per epoch (data included, eval excluded) from metrics.csv for the
-#      default precision (bf16 autocast + channels-last on a bf16 GPU), fp32, SRResNet without
+#      default precision (bf16 autocast + channels-last on a bf16 GPU), fp32, bf16 in NCHW, SRResNet without
 #      InstanceNorm, and --compile; the eval PSNR. Target: >= 7,500 samples/s for the default.
 # Data: TRAIN and EVAL (default data/h5/BSDS200_x4_lr-hr_rgb.h5 and data/h5/Set5_x4_lr-hr_rgb.h5), made by
 # prepare_h5.py when missing, from IMAGES and EVAL_IMAGES (set names under $SR_DATA, or folders).
@@ -25,7 +25,7 @@ if [ ! -f "$train" ] || [ ! -f "$eval" ]; then
 fi
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -5
 
-for variant in "default:" "fp32:--no-amp" "noin:--arch srresnet-noin" "compile:--compile"; do
+for variant in "default:" "fp32:--no-amp" "nchw:--no-channels-last" "noin:--arch srresnet-noin" "compile:--compile"; do
   name="${variant%%:*}"
   flags="${variant#*:}"
   rm -rf "$out/$name"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -149,13 +149,12 @@ class RunConfig:
                   *, out: str = "runs/{arch}_{loss}_x{scale}", fill: dict[str, Any] | None = None) -> RunConfig:
         """The flags, then the resumed run's settings, then the defaults, in that order.
 
-        ``script``: e.g. "train_srcnn"; ``resume``: the checkpoint of ``args.resume``; ``out``: the default run folder, formatted
-        with the settings; ``fill``: defaults for settings still unset (e.g. the GAN generator's
-        architecture and scale).
+        ``script``: e.g. "train_srcnn"; ``resume``: the checkpoint of ``args.resume``; ``out``:
+        the default run folder, formatted with the settings; ``fill``: defaults for settings
+        still unset (e.g. the GAN generator's architecture, scale and colour).
         """
         values = {k: v for k, v in vars(args).items() if k != "given"}
         given = getattr(args, "given", frozenset())
-        resumed_precision = None
         if resume:
             saved = resume["args"]
             for key in cls.SETTINGS:
@@ -165,7 +164,6 @@ class RunConfig:
                     raise UserError(f"{_as_flag(key, values[key])} differs from the resumed run's {saved[key]}; "
                                     "a resumed run keeps its settings")
                 values[key] = Path(saved[key]) if key in cls.PATHS and saved[key] is not None else saved[key]
-            resumed_precision = saved.get("amp")  # old checkpoints: True (the default then), so they keep bf16
             values["out"] = values["out"] or args.resume.parent
         for key, value in (fill or {}).items():
             if values.get(key) is None:
@@ -177,9 +175,11 @@ class RunConfig:
         values["train"] = Path(values["train"] or default_h5_path(train_set, values["scale"], spec.layout, color))
         values["eval"] = Path(values["eval"] or default_h5_path(eval_set, values["scale"], spec.layout, color))
         values["out"] = Path(values["out"] or out.format(**values))
+        # amp None: the hardware decides. A resumed run has its resolved amp (old checkpoints: True,
+        # the default then, so they keep bf16).
         precision = choose_precision(ctx.device, values["amp"], values["amp_dtype"], values["channels_last"])
-        if resumed_precision is not None:
-            precision = Precision(precision.device_type, precision.dtype, precision.channels_last, "resumed")
+        if resume and "amp" in resume["args"]:
+            precision = replace(precision, chosen_by="resumed")
         values.update(script=script, machine=distributed.describe_machine(ctx), precision=precision)
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
