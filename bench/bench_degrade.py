@@ -1,8 +1,8 @@
 """Speed of sr/realistic.py's degrade_batch: samples/s for batches of 64 HR patches of 96 px
 at x4 with the default settings, on one CPU thread, beside the loader workers a GPU step needs.
 
-    python bench/bench_degrade.py                      # ~5 s
-    python bench/bench_degrade.py --gpu-rate 7500      # samples/s the training step consumes
+    python -m bench.bench_degrade                      # ~5 s
+    python -m bench.bench_degrade --gpu-rate 7500      # samples/s the training step consumes
 
 Not a test: timings depend on the machine and on what else runs on it.
 """
@@ -12,16 +12,11 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from sr.realistic import DEFAULTS, degrade_batch  # noqa: E402
+from sr.realistic import DEFAULTS, degrade_batch
 
 
 def cpu_name() -> str:
