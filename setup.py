@@ -7,7 +7,11 @@ setup(
     packages=find_packages(include=["sr", "sr.*"]),
     package_data={"sr": ["sources.tsv"]},  # the fetch manifest of sr/fetch.py
     python_requires=">=3.10",
-    install_requires=["torch>=2.1", "torchvision>=0.16", "pillow>=10.1", "numpy>=1.24", "h5py>=3.8", "tqdm>=4.60"],
+    # The torch floor is the newest API the code needs: torch.amp.GradScaler(device_type) (sr.training.content),
+    # new in torch 2.3; torchvision 0.18 is its pair. Newer APIs are used only where guarded (torch.cpu.get_capabilities,
+    # 2.8; torch.cuda.is_bf16_supported(including_emulation=), 2.4: sr.precision) or in the [onnx] extra
+    # (torch.onnx.export(dynamo=False) in sr.export, 2.5).
+    install_requires=["torch>=2.3", "torchvision>=0.18", "pillow>=10.1", "numpy>=1.24", "h5py>=3.8", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "scikit-image>=0.21"],
         "plots": ["matplotlib>=3.7"],

@@ -12,186 +12,132 @@ Runs unchanged under ``torchrun --nproc_per_node N`` (DistributedDataParallel).
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from sr import distributed
-from sr.checkpoint import bare_module, load_checkpoint
-from sr.cli import ArgumentParser, positive_float, run, scale_type
+from sr.checkpoint import bare_module, training_state
+from sr.cli import ArgumentParser, run
 from sr.errors import UserError
-from sr.losses import CONTENT_LOSSES, VGG19_LAYERS, PerceptualLoss, adversarial_loss, content_loss
-from sr.models import COLORS, MODELS, Discriminator, rebuild
-from sr.training import METRIC_FIELDS, AmpSettings, Session, add_training_args, load_resumable, prepare_modules, to_device
-from sr.training import train_content
+from sr.losses import PerceptualLoss, content_loss
+from sr.models import MODELS, Discriminator, rebuild
+from sr.training.config import add_training_args, load_resumable, parse_flags
+from sr.training.content import ContentStep, Optim
+from sr.training.gan import GAN_FIELDS, GanConfig, GanStep, add_gan_args, read_generator
+from sr.training.loader import TrainingData, make_batches
+from sr.training.loop import Progress, ctrl_c_saves, evaluate, metrics_row, score_line, start_line, train_one_epoch
+from sr.training.model import build_model, prepare_modules
+from sr.training.run_dir import METRIC_FIELDS, RunDir
 
 SCRIPT = "train_srgan"
-GAN_FIELDS = ["epoch", "loss", "content", "adv", "perceptual", "d", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--phase", choices=("pretrain", "gan"), default="pretrain", help="default pretrain")
-    p.add_argument("--arch", choices=list(MODELS), help="generator (pretrain: default srresnet; gan: taken from --generator)")
-    p.add_argument("--loss", choices=list(CONTENT_LOSSES), default="l1", help="content loss (default l1, better than mse in the report)")
-    p.add_argument("--scale", type=scale_type, help="upscaling factor (pretrain: default 4; gan: taken from --generator)")
-    p.add_argument("--color", choices=list(COLORS), help="default: the model's (rgb for SRResNet)")
-    p.add_argument("--generator", type=Path, help="gan: the pretrained generator checkpoint to start from")
-    p.add_argument("--adv-weight", type=positive_float, default=1e-3, help="weight of the adversarial loss (default 1e-3)")
-    p.add_argument("--d-lr", type=positive_float, help="discriminator learning rate (default: --lr)")
-    p.add_argument("--perceptual-weight", type=float, default=0.0, help="weight of the VGG19 feature loss (default 0: off)")
-    p.add_argument("--vgg-weights", type=Path, help="torchvision vgg19 state_dict file for the perceptual loss (never downloaded)")
-    p.add_argument("--vgg-layer", choices=list(VGG19_LAYERS), default="relu5_4", help="VGG19 feature layer (default relu5_4)")
-    add_training_args(p, epochs=3, batch_size=128, lr=1e-3,
-                      out="runs/<arch>_<loss>_x<scale>; gan: runs/srgan_<arch>_x<scale>")
+    add_gan_args(p)
+    add_training_args(p, arch=None, loss="l1", scale=None, epochs=3, batch_size=128, lr=1e-3,
+                      out="runs/<arch>_<loss>_x<scale>; gan: runs/srgan_<arch>_x<scale>",
+                      unset="pretrain: srresnet, x4; gan: the generator's")
     return p
 
 
 def parse_args(argv: list[str] | None = None):
-    return build_parser().parse_args(argv)
+    return parse_flags(build_parser, argv)
 
 
 def main(args) -> dict:
-    # A resumed run continues in the phase it was saved in, whatever --phase says.
+    # A resumed run continues in the phase it was saved in; a new GAN run takes its generator's
+    # architecture, scale and colour.
     resume = load_resumable(args.resume, SCRIPT) if args.resume else None
     phase = resume["args"]["phase"] if resume else args.phase
+    generator = read_generator(args) if phase == "gan" and not resume else None
     ctx = distributed.setup(args.device)
     try:
-        return pretrain(args, ctx, resume) if phase == "pretrain" else train_gan(args, ctx, resume)
+        # Configuration: the flags, the resumed run's settings, the defaults; frozen from here on.
+        if phase == "pretrain":
+            cfg = GanConfig.from_args(SCRIPT, args, ctx, resume, fill=dict(arch="srresnet", scale=4))
+        else:
+            fill = {k: generator[k] for k in ("arch", "scale", "color")} if generator else None
+            cfg = GanConfig.from_args(SCRIPT, args, ctx, resume, out="runs/srgan_{arch}_x{scale}", fill=fill)
+        return train(cfg, ctx, resume, generator)
     finally:
         distributed.teardown(ctx)
 
 
-def pretrain(args, ctx: distributed.Context, resume: dict | None = None) -> dict:
-    def defaults(resume: dict | None) -> None:
-        args.arch = args.arch or "srresnet"
-        args.scale = args.scale or 4
+def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | None, generator: dict[str, Any] | None) -> dict:
+    gan = cfg.phase == "gan"
+    # Data: the patch file (checked against the model) in (seed, epoch) order, and the eval images.
+    data = TrainingData.open(cfg.train, cfg.eval, cfg.scale, cfg.layout, cfg.color, cfg.load)
+    batches = make_batches(data.train, cfg.batch_size, ctx, cfg.seed, cfg.workers)
+    run = RunDir(cfg.out, resuming=resume is not None, fields=GAN_FIELDS if gan else METRIC_FIELDS) if ctx.is_main else None
 
-    session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"{a.arch}_{a.loss}_x{a.scale}",
-                            before_data=defaults, resume=resume)
-    return train_content(session, f"pretrain, {args.loss} loss,", METRIC_FIELDS)
-
-
-class GeneratorSource:
-    """gan phase: reads --generator; its architecture, scale and colour become the run's.
-
-    Called by Session.start before the data is opened (the data must fit the generator);
-    a GAN run being resumed carries its generator already, so then it does nothing.
-    """
-
-    def __init__(self, args):
-        self.args, self.state = args, None
-
-    def __call__(self, resume: dict | None) -> None:
-        args = self.args
-        if resume:
-            return
-        if args.generator is None:
-            raise UserError("--phase gan needs --generator CHECKPOINT (a pretrained generator, e.g. runs/srresnet_l1_x4/best.pth)")
-        state = load_checkpoint(args.generator)
-        for key, flag in (("arch", "--arch"), ("scale", "--scale"), ("color", "--color")):
-            given = getattr(args, key)
-            if given is not None and given != state[key]:
-                raise UserError(f"{flag} {given} does not match the generator {args.generator}, which is "
-                                f"{state['arch']} x{state['scale']} {state['color']}")
-            setattr(args, key, state[key])
-        if state["layout"] != "lr-hr":
-            raise UserError(f"{args.generator}: {state['arch']} reads upsampled images; SRGAN needs a generator on LR input")
-        self.state = state
-
-
-class GanStep:
-    """One SRGAN iteration (the order of BasicSR's SRGANModel):
-
-    1. generator: D frozen; loss = content + adv_weight * BCE(D(G(lr)), real) [+ perceptual];
-    2. discriminator: BCE(D(hr), real) and BCE(D(G(lr).detach()), fake), one backward each.
-
-    In step 1 the bare D is called, not its DDP wrapper: D gets no gradients there, and a
-    DDP module must see a backward for every forward.
-    """
-
-    def __init__(self, g_net, d_bare, d_net, criterion, perceptual, args, amp: AmpSettings, device, g_opt, d_opt):
-        self.g_net, self.d_bare, self.d_net = g_net, d_bare, d_net
-        self.criterion, self.perceptual = criterion, perceptual
-        self.adv_weight, self.perceptual_weight = args.adv_weight, args.perceptual_weight
-        self.amp, self.device = amp, device
-        self.g_opt, self.g_sched, self.g_scaler = g_opt
-        self.d_opt, self.d_sched, self.d_scaler = d_opt
-
-    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-        lr, hr = to_device(lr, self.device, self.amp.channels_last), to_device(hr, self.device, self.amp.channels_last)
-        self.d_bare.requires_grad_(False)
-        with self.amp.autocast():
-            sr = self.g_net(lr)
-            adv = adversarial_loss(self.d_bare(sr), real=True)
-            perceptual = self.perceptual(sr, hr) if self.perceptual is not None else torch.zeros((), device=self.device)
-        content = self.criterion(sr.float(), hr)
-        g_loss = content + self.adv_weight * adv + self.perceptual_weight * perceptual
-        self.g_opt.zero_grad(set_to_none=True)
-        self.g_scaler.scale(g_loss).backward()
-        self.g_scaler.step(self.g_opt)
-        self.g_scaler.update()
-
-        self.d_bare.requires_grad_(True)
-        self.d_opt.zero_grad(set_to_none=True)
-        fake = sr.detach()
-        d_loss = torch.zeros((), device=self.device)
-        for images, real in ((hr, True), (fake, False)):
-            with self.amp.autocast():
-                loss = adversarial_loss(self.d_net(images), real=real)
-            self.d_scaler.scale(loss).backward()
-            d_loss = d_loss + loss.detach()
-        self.d_scaler.step(self.d_opt)
-        self.d_scaler.update()
-        self.g_sched.step()
-        self.d_sched.step()
-        return {"loss": g_loss.detach(), "content": content.detach(), "adv": adv.detach(),
-                "perceptual": perceptual.detach().float(), "d": d_loss}
-
-    def current_lr(self) -> float:
-        return self.g_sched.get_last_lr()[0]
-
-
-def train_gan(args, ctx: distributed.Context, resume: dict | None = None) -> dict:
-    source = GeneratorSource(args)
-    session = Session.start(args, ctx, SCRIPT, build_parser(), lambda a: Path("runs") / f"srgan_{a.arch}_x{a.scale}",
-                            before_data=source, resume=resume)
-    resume = session.resume
-    if resume:
-        model, kwargs = session.create_generator()
-        d_kwargs = resume["discriminator_kwargs"]
+    # Models: G fresh (pretrain), the pretrained generator (gan), or as the resumed run left it.
+    if generator:
+        torch.manual_seed(cfg.seed)
+        kwargs = generator["model_kwargs"]
+        model = rebuild(cfg.arch, kwargs)
+        model.load_state_dict(generator["model"])
     else:
-        torch.manual_seed(args.seed)
-        kwargs = source.state["model_kwargs"]
-        model = rebuild(args.arch, kwargs)
-        model.load_state_dict(source.state["model"])
-        d_kwargs = dict(channels=kwargs["channels"], patch_size=session.data.train.hr_shape[-1])
-    discriminator = Discriminator(**d_kwargs)
-    if resume:
-        discriminator.load_state_dict(resume["discriminator"])
-    if ctx.distributed and ctx.device.type == "cuda":
-        # Batch statistics over the global batch, as one process would compute them. (Not
-        # on the CPU, where SyncBatchNorm is unsupported: there each rank normalises its
-        # own share, and the unused running averages differ between ranks.)
-        discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
-    perceptual = None
-    if args.perceptual_weight > 0:
-        if args.vgg_weights is None:
-            raise UserError("--perceptual-weight needs --vgg-weights PATH (torchvision's vgg19 state_dict; never downloaded)")
-        perceptual = PerceptualLoss(args.vgg_weights, args.vgg_layer).to(ctx.device)
-    g_net, d_net = prepare_modules([model, discriminator], ctx, session.amp.channels_last, args.compile)
-    g_opt = session.optimizer(model, args.lr)
-    d_opt = session.optimizer(discriminator, args.d_lr or args.lr, key="d_")
-    step = GanStep(g_net, discriminator, d_net, content_loss(args.loss), perceptual, args, session.amp, ctx.device, g_opt, d_opt)
+        model, kwargs = build_model(cfg.arch, cfg.scale, cfg.color, cfg.seed, resume, cfg.init)
+    total_steps = cfg.epochs * batches.per_epoch
+    if not gan:
+        (net,) = prepare_modules([model], ctx, cfg.precision.channels_last, cfg.compile)
+        optim = Optim.adam(model, cfg.lr, total_steps, cfg.precision, resume)
+        step = ContentStep(net, content_loss(cfg.loss), optim, cfg.precision, ctx.device)
+        what = f"pretrain, {cfg.loss} loss,"
+    else:
+        d_kwargs = resume["discriminator_kwargs"] if resume else dict(channels=kwargs["channels"],
+                                                                        patch_size=data.train.hr_shape[-1])
+        discriminator = Discriminator(**d_kwargs)
+        if resume:
+            discriminator.load_state_dict(resume["discriminator"])
+        if ctx.distributed and ctx.device.type == "cuda":
+            # Batch statistics over the global batch, as one process would compute them. (Not
+            # on the CPU, where SyncBatchNorm is unsupported: there each rank normalises its
+            # own share, and the unused running averages differ between ranks.)
+            discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
+        perceptual = None
+        if cfg.perceptual_weight > 0:
+            if cfg.vgg_weights is None:
+                raise UserError("--perceptual-weight needs --vgg-weights PATH (torchvision's vgg19 state_dict; never downloaded)")
+            perceptual = PerceptualLoss(cfg.vgg_weights, cfg.vgg_layer).to(ctx.device)
+        g_net, d_net = prepare_modules([model, discriminator], ctx, cfg.precision.channels_last, cfg.compile)
+        optim = Optim.adam(model, cfg.lr, total_steps, cfg.precision, resume)
+        d_optim = Optim.adam(discriminator, cfg.discriminator_lr, total_steps, cfg.precision, resume, prefix="d_")
+        step = GanStep(g_net=g_net, d_bare=discriminator, d_net=d_net, criterion=content_loss(cfg.loss), g_optim=optim,
+                       d_optim=d_optim, precision=cfg.precision, device=ctx.device, adv_weight=cfg.adv_weight,
+                       perceptual=perceptual, perceptual_weight=cfg.perceptual_weight)
+        what = f"gan (adv {cfg.adv_weight:g}), {cfg.loss} content,"
 
-    def state() -> dict:
-        return dict(session.model_state(model, kwargs), optimizer=g_opt[0].state_dict(), scheduler=g_opt[1].state_dict(),
-                    scaler=g_opt[2].state_dict(), discriminator=bare_module(discriminator).state_dict(),
-                    discriminator_kwargs=d_kwargs, d_optimizer=d_opt[0].state_dict(), d_scheduler=d_opt[1].state_dict(),
-                    d_scaler=d_opt[2].state_dict(), generator_source=str(args.generator))
+    def state(at: Progress, scores: dict | None = None) -> dict:
+        extra = {}
+        if gan:
+            extra = dict(discriminator=bare_module(discriminator).state_dict(), discriminator_kwargs=d_kwargs,
+                         **d_optim.state("d_"), generator_source=str(cfg.generator))
+        return training_state(arch=cfg.arch, model_kwargs=kwargs, scale=cfg.scale, color=cfg.color, layout=cfg.layout,
+                              model=model, optimizer=optim.optimizer, scheduler=optim.scheduler, scaler=optim.scaler,
+                              epoch=at.epoch, step=at.step, partial=at.sums, best_psnr=at.best_psnr, args=cfg.record(),
+                              scores=scores, **cfg.precision.record(), **extra)
 
-    return session.fit(model, step, state, f"gan (adv {args.adv_weight:g}), {args.loss} content,", GAN_FIELDS) | {"discriminator": discriminator}
+    # The loop: train, then rank 0 evaluates and saves while the other processes wait.
+    progress = Progress.start(resume)
+    if ctx.is_main:
+        run.begin(cfg.record(), progress.epoch)
+        print(start_line(what, cfg, ctx, model, data, batches), flush=True)
+    with ctrl_c_saves(progress, run, ctx, state, hint=f"python {SCRIPT}.py"):
+        for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+            result = train_one_epoch(step, batches, epoch, progress, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                     watch=[model, discriminator] if gan else [model], last_good=run and run.last)
+            if ctx.is_main:
+                scores = evaluate(model, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale), ctx.device)
+                print(score_line(scores), flush=True)
+                run.end_epoch(progress, epoch, scores, metrics_row(epoch, result, scores, step.current_lr()), state)
+            else:
+                progress.finish_epoch(epoch)
+            distributed.barrier(ctx)
+    return dict(model=model, best_psnr=progress.best_psnr, out=cfg.out) | ({"discriminator": discriminator} if gan else {})
 
 
 if __name__ == "__main__":

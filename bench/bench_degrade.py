@@ -2,8 +2,8 @@
 alone, and DegradedPatches[indices] (a batch read from an in-memory patch file, degraded, as
 training gets it), for batches of 64 HR patches of 100 px at x4 with the default settings.
 
-    python bench/bench_degrade.py                      # ~10 s; patches of 8 BSDS200 photos
-    python bench/bench_degrade.py --train data/h5/BSDS200_x4_lr-hr_rgb.h5 --gpu-rate 7500
+    python -m bench.bench_degrade                      # ~10 s; patches of 8 BSDS200 photos
+    python -m bench.bench_degrade --train data/h5/BSDS200_x4_lr-hr_rgb.h5 --gpu-rate 7500
 
 The patches come from --train (prepare_h5.py --scale 4 --layout lr-hr --color rgb), else
 from the first --max-images photos of --images, else, with no photos found, from random
@@ -17,7 +17,6 @@ import argparse
 import math
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,16 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from sr.data import PatchDataset, PatchWriter  # noqa: E402
-from sr.datasets import data_root, resolve_images  # noqa: E402
-from sr.degradation import downscale, mod_crop, to_planes  # noqa: E402
-from sr.errors import UserError  # noqa: E402
-from sr.images import load_rgb  # noqa: E402
-from sr.patches import patch_pairs  # noqa: E402
-from sr.realistic import DEFAULTS, DegradedPatches, degrade_batch  # noqa: E402
+from sr.data import PatchDataset, PatchWriter
+from sr.datasets import data_root, resolve_images
+from sr.degradation import downscale, mod_crop, to_planes
+from sr.errors import UserError
+from sr.images import load_rgb
+from sr.patches import patch_pairs
+from sr.realistic import DEFAULTS, DegradedPatches, degrade_batch
 
 
 def cpu_name() -> str:
@@ -92,7 +88,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", type=Path, help="an lr-hr RGB patch file at --scale (default: made from --images)")
     p.add_argument("--images", default="BSDS200", help="set name under the data root, or a folder (default: BSDS200)")
-    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"),
+    p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"),
                    help="(default: ../shared/datasets beside the repository)")
     p.add_argument("--max-images", type=int, default=8)
     p.add_argument("--batch", type=int, default=64)

@@ -1,7 +1,7 @@
 """CPU speed of a shipped model in PyTorch (fp32) and in onnxruntime, side by side.
 
-    python bench/bench_onnx.py                      # fsrcnn_x3 and srresnet_x4, 2 threads, median of 3
-    python bench/bench_onnx.py --models fsrcnn_x2 --threads 1 --runs 5
+    python -m bench.bench_onnx                      # fsrcnn_x3 and srresnet_x4, 2 threads, median of 3
+    python -m bench.bench_onnx --models fsrcnn_x2 --threads 1 --runs 5
 
 Each model enlarges an input whose output is about one megapixel (334x334 at x3, 250x250
 at x4). PyTorch runs as eval.py runs it on the CPU (fp32, channels_last, no_grad); both
@@ -14,20 +14,18 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sr.checkpoint import load_checkpoint, model_from_checkpoint
+from sr.export import export_onnx
+from sr.models import COLORS
+from sr.onnx_runtime import OnnxModel, require
 
-from sr.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from sr.export import export_onnx  # noqa: E402
-from sr.models import COLORS  # noqa: E402
-from sr.onnx_runtime import OnnxModel, require  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_name() -> str:

@@ -1,12 +1,15 @@
 """Turn a finished run into shipped weights: weights/<name>.pth and its recipe, weights/<name>.json.
 
-    python experiments/export_weights.py runs/fsrcnn-paper_l1_x3 --name fsrcnn_x3
-    python experiments/export_weights.py runs/srresnet_x4 --name srresnet_x4 --half --checkpoint last.pth
+    python -m experiments.export_weights runs/fsrcnn-paper_l1_x3 --name fsrcnn_x3
+    python -m experiments.export_weights runs/srresnet_x4 --name srresnet_x4 --half --checkpoint last.pth
 
 The .pth holds only what eval.py needs (architecture, its arguments, scale, colour, layout,
 weights). The recipe lists every run behind the weights, following --init back to the
 start: the command, the training data's settings, epochs, seconds, where it ran, and the
-eval scores of each epoch's end.
+eval scores of each epoch's end. The command repeats the settings that define the run
+(``RunConfig.SETTINGS``, and ``GanConfig.SETTINGS`` for train_srgan.py), in their declared order.
+Relative paths in args.json are relative to the folder the run was started in: this one, or
+else the repository root.
 """
 
 from __future__ import annotations
@@ -14,31 +17,41 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 import h5py
 
+from sr.atomic import atomic_write_text
+from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.training.config import RunConfig
+from sr.training.gan import GanConfig
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from sr.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-
-FLAG_ORDER = ("phase", "arch", "loss", "scale", "color", "epochs", "batch_size", "lr", "train", "eval", "init",
-              "generator", "adv_weight", "d_lr", "perceptual_weight", "vgg_weights", "seed", "amp")
+SETTINGS = {"train_srcnn": RunConfig.SETTINGS, "train_srgan": GanConfig.SETTINGS}
 
 
 def command(args: dict) -> str:
     """The training call that reproduces a run, from its args.json."""
     script = args.get("script") or ("train_srgan" if "phase" in args else "train_srcnn")  # only train_srgan has --phase
     parts = [f"python {script}.py"]
-    for key in FLAG_ORDER:
+    for key in SETTINGS[script]:
         value = args.get(key)
-        if value is None or value is False or (key == "perceptual_weight" and not value):
+        if value is None:
             continue
         flag = "--" + key.replace("_", "-")
-        parts.append(flag if value is True else f"{flag} {value}")
+        if isinstance(value, bool):
+            parts.append(flag if value else f"--no-{key.replace('_', '-')}")
+        else:
+            parts.append(f"{flag} {value}")
     return " ".join(parts)
+
+
+def resolve(path: str) -> Path:
+    """A path from args.json: relative ones to the working folder, else to the repository root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return ROOT / p
 
 
 def describe_run(run_dir: Path) -> dict:
@@ -46,7 +59,7 @@ def describe_run(run_dir: Path) -> dict:
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     data = {}
-    train = ROOT / args["train"] if not Path(args["train"]).is_absolute() else Path(args["train"])
+    train = resolve(args["train"])
     if train.exists():
         with h5py.File(train, "r") as f:
             data = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items() if k != "kind"}
@@ -71,7 +84,7 @@ def chain(run_dir: Path) -> list[Path]:
         init = args.get("init") or args.get("generator")
         if not init:
             return runs
-        runs.insert(0, Path(init).parent if Path(init).is_absolute() else ROOT / Path(init).parent)
+        runs.insert(0, resolve(init).parent)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
                   checkpoint=f"{args.run / args.checkpoint} (epoch {state['epoch']})",
                   weights_dtype="float16" if args.half else "float32", note=args.note, runs=runs,
                   total_seconds=round(sum(r["seconds"] for r in runs), 1))
-    (out / f"{args.name}.json").write_text(json.dumps(recipe, indent=2) + "\n")
+    atomic_write_text(out / f"{args.name}.json", json.dumps(recipe, indent=2) + "\n")
     print(f"wrote {out / args.name}.pth and .json: {state['arch']} x{state['scale']}, {len(runs)} run(s), "
           f"{recipe['total_seconds'] / 60:.0f} min of training")
 

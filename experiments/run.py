@@ -1,9 +1,9 @@
 """Run every comparison of the experiment report at its own settings, then write the results.
 
-    python experiments/run.py                    # all runs (skips finished ones, resumes cut ones), then results
-    python experiments/run.py --only srcnn-loss-x2 fsrcnn-loss-x2
-    python experiments/run.py --results-only     # rebuild experiments/results.md and the plots
-    python experiments/run.py --list
+    python -m experiments.run                    # all runs (skips finished ones, resumes cut ones), then results
+    python -m experiments.run --only srcnn-loss-x2 fsrcnn-loss-x2
+    python -m experiments.run --results-only     # rebuild experiments/results.md and the plots
+    python -m experiments.run --list
 
 Each run trains with this project's own scripts into experiments/runs/<name>/ (metrics.csv,
 last.pth, best.pth, args.json, run_info.json). Results: experiments/results.md (our
@@ -22,11 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sr.data import DEFAULT_SETS, default_h5_path
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from sr.data import default_h5_path  # noqa: E402
-
 RUNS_DIR = ROOT / "experiments" / "runs"
 PLOTS_DIR = ROOT / "experiments" / "plots"
 RESULTS = ROOT / "experiments" / "results.md"
@@ -107,7 +105,7 @@ BICUBIC = {2: ("Set5", 33.68), 3: ("Set5", 30.40), 4: ("BSDS100", 25.96)}
 
 def ensure_data(run: Run, py: str) -> None:
     scale, layout, color = run.data
-    sets = ("T91", "Set5") if color == "y" else ("BSDS200", "BSDS100")
+    sets = DEFAULT_SETS[color]
     if all(default_h5_path(s, scale, layout, color).exists() for s in sets):
         return
     argv = [py, "prepare_h5.py", "--scale", str(scale), "--layout", layout, "--color", color]
@@ -237,7 +235,7 @@ def plot_groups() -> list[Path]:
 
 def write_results() -> None:
     parts = ["# Reproduction of the experiment report", "",
-             "Written by `python experiments/run.py`. PSNR/SSIM on Y, border = scale, MATLAB bicubic degradation "
+             "Written by `python -m experiments.run`. PSNR/SSIM on Y, border = scale, MATLAB bicubic degradation "
              "(the standard protocol); the report's own evaluation is unknown, so its figures are shown as printed. "
              "Every run uses the report's full settings (whole training set, its epochs, batch 32, or 128 for SRGAN), "
              "on the CPU where no GPU was at hand; samples/s is the training epoch's, evaluation excluded.", "",

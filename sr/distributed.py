@@ -77,15 +77,6 @@ def all_true(ctx: Context, flag: bool) -> bool:
     return bool(t.item())
 
 
-def broadcast_flag(ctx: Context, flag: bool) -> bool:
-    """Rank 0's ``flag`` on every rank."""
-    if not ctx.distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=ctx.device)
-    dist.broadcast(t, 0)
-    return bool(t.item())
-
-
 def describe_machine(ctx: Context) -> str:
     """Where a run happens, for its records: the GPU, or the CPU and its threads."""
     if ctx.device.type == "cuda":

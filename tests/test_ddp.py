@@ -1,9 +1,11 @@
 """DistributedDataParallel on 2 CPU processes (gloo), started by torchrun as a user would."""
 
+import csv
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import train_srcnn
@@ -21,6 +23,11 @@ def _torchrun(script, dump, argv):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     return result, rank0
+
+
+def _metrics(out):
+    with open(out / "metrics.csv") as f:
+        return list(csv.DictReader(f))
 
 
 def _one_checkpoint_of_the_bare_module(out):
@@ -41,11 +48,14 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, h5_x3
     single = train_srcnn.main(train_srcnn.parse_args([*common, "--out", str(tmp_path / "single")]))["model"].state_dict()
     for key in single:
         assert torch.allclose(single[key], rank0[f"g.{key}"], atol=1e-5), key
+    # The logged loss is the whole batch's, averaged over the processes, not rank 0's half.
+    for ddp, one in zip(_metrics(tmp_path / "ddp"), _metrics(tmp_path / "single")):
+        assert float(ddp["loss"]) == pytest.approx(float(one["loss"]), rel=1e-4)
 
 
 def test_the_gan_phase_keeps_both_networks_in_step(tmp_path, image_folders):
     train, evaluation = make_h5(tmp_path, image_folders, 2, "--layout", "lr-hr", "--color", "rgb",
-                                "--patch-size", "32", "--stride", "16")
+                                "--patch-size", "32", "--stride", "24")
     data = ["--train", str(train), "--eval", str(evaluation), "--batch-size", "8", "--epochs", "1", "--device", "cpu"]
     _torchrun("train_srgan", tmp_path, [*data, "--arch", "srresnet-noin", "--scale", "2", "--out", str(tmp_path / "pre")])
     _, weights = _torchrun("train_srgan", tmp_path, [*data, "--phase", "gan", "--generator", str(tmp_path / "pre" / "last.pth"),

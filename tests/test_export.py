@@ -1,14 +1,10 @@
 import json
-import sys
 
 import pytest
 
 import eval as eval_script
 import train_srcnn
-from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "experiments"))
-import export_weights  # noqa: E402
+from experiments import export_weights
 
 
 def test_an_exported_run_is_usable_by_name_and_carries_its_recipe(tmp_path, h5_x3, image_folders, monkeypatch):

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -10,10 +11,17 @@ import pytest
 import torch
 
 import eval as eval_script
-import sr.training
+import sr.precision
+import sr.training.content
+import sr.training.run_dir
 import train_srcnn
-from sr.checkpoint import load_checkpoint
+from sr import distributed
+from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.data import PatchDataset
 from sr.errors import Interrupted, UserError
+from sr.models import create_model
+from sr.precision import choose_precision
+from sr.training.loader import DeviceBatches, LoaderBatches, make_batches
 from tests.conftest import ROOT, make_h5
 
 
@@ -55,7 +63,7 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
     straight = load_checkpoint(tmp_path / "straight" / "last.pth")
 
     calls = {"n": 0}
-    real_to_device = sr.training.to_device
+    real_to_device = sr.training.content.to_device
 
     def stop_in_epoch_one(*args, **kwargs):
         calls["n"] += 1
@@ -63,7 +71,7 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
             raise KeyboardInterrupt
         return real_to_device(*args, **kwargs)
 
-    monkeypatch.setattr(sr.training, "to_device", stop_in_epoch_one)
+    monkeypatch.setattr(sr.training.content, "to_device", stop_in_epoch_one)
     with pytest.raises(Interrupted, match=r"interrupted at epoch 1, batch 3; saved .*last.pth; continue with: python train_srcnn.py --resume"):
         _train(h5_x3, tmp_path / "split")
     monkeypatch.undo()
@@ -82,7 +90,7 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h5_x3, monkeypatch):
-    real = sr.training.content_loss
+    real = train_srcnn.content_loss
     calls = {"n": 0}
 
     def poisoned(name):
@@ -95,7 +103,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h
 
         return loss
 
-    monkeypatch.setattr(sr.training, "content_loss", poisoned)
+    monkeypatch.setattr(train_srcnn, "content_loss", poisoned)
     with pytest.raises(UserError, match="diverged: the loss became NaN or infinite at epoch 2.*last good checkpoint is"):
         _train(h5_x3, tmp_path / "run", "--epochs", "3")
     kept = load_checkpoint(tmp_path / "run" / "last.pth")
@@ -128,14 +136,14 @@ def test_run_folders_are_protected(tmp_path, h5_x3):
 
 def test_ctrl_c_while_an_epoch_is_saved_keeps_that_epoch_whole(tmp_path, h5_x3, monkeypatch):
     # The race CI once hit: SIGINT right after last.pth appears, while best.pth is written.
-    real_save = sr.training.save_checkpoint
+    real_save = sr.training.run_dir.save_checkpoint
 
     def save_then_ctrl_c(path, state):
         if path.name == "best.pth" and state["epoch"] == 1:
             os.kill(os.getpid(), signal.SIGINT)
         real_save(path, state)
 
-    monkeypatch.setattr(sr.training, "save_checkpoint", save_then_ctrl_c)
+    monkeypatch.setattr(sr.training.run_dir, "save_checkpoint", save_then_ctrl_c)
     with pytest.raises(Interrupted, match=r"interrupted at epoch 1, after its checkpoint; saved .*last.pth"):
         _train(h5_x3, tmp_path / "run", "--epochs", "3")
     monkeypatch.undo()
@@ -153,11 +161,13 @@ def augmented_x3(tmp_path_factory, image_folders):
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3):
+    EPOCHS = 3
     train, evaluation = augmented_x3
     out = tmp_path / "run"
-    # ~250 small batches per epoch: long enough to be interrupted inside an epoch.
+    # ~280 small batches per epoch: long enough to be interrupted inside an epoch; 3 epochs: one
+    # before the Ctrl-C, one it lands in, one after.
     cmd = [sys.executable, "train_srcnn.py", "--train", str(train), "--eval", str(evaluation), "--out", str(out),
-           "--arch", "fsrcnn", "--device", "cpu", "--batch-size", "4", "--epochs", "6"]
+           "--arch", "fsrcnn", "--device", "cpu", "--batch-size", "4", "--epochs", str(EPOCHS)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (out / "last.pth").exists() and time.time() < deadline:  # wait for epoch 1 to end
@@ -168,10 +178,10 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3):
     last_line = err.strip().splitlines()[-1].split("\r")[-1]
     assert "Traceback" not in err and last_line.startswith("train_srcnn.py: interrupted at epoch")
     state = load_checkpoint(out / "last.pth")
-    assert state["epoch"] < 6  # interrupted inside an epoch, or during the eval that ends one
+    assert state["epoch"] < EPOCHS  # interrupted inside an epoch, or during the eval that ends one
     result = train_srcnn.main(train_srcnn.parse_args(["--resume", str(out / "last.pth"), "--device", "cpu"]))
-    assert load_checkpoint(out / "last.pth")["epoch"] == 6
-    assert [r["epoch"] for r in _metrics(out)] == [str(e) for e in range(1, 7)]
+    assert load_checkpoint(out / "last.pth")["epoch"] == EPOCHS
+    assert [r["epoch"] for r in _metrics(out)] == [str(e) for e in range(1, EPOCHS + 1)]
     assert result["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in _metrics(out)), abs=1e-4)
 
 
@@ -195,3 +205,157 @@ def test_lazy_loading_with_workers_trains_like_in_memory(tmp_path, h5_x3):
     # The same batches (only their order inside a batch differs): the same run up to rounding.
     assert float(lazy["loss"]) == pytest.approx(float(memory["loss"]), rel=1e-4)
     assert float(lazy["psnr"]) == pytest.approx(float(memory["psnr"]), abs=1e-3)
+
+
+def test_nan_weights_are_never_saved_even_by_a_ctrl_c(tmp_path, h5_x3, monkeypatch):
+    # The loss is only checked every 20 batches (and at an epoch's end); a Ctrl-C in between
+    # must not write the NaN weights of that window over the last good last.pth.
+    batches = len(PatchDataset(h5_x3[0])) // 16
+    real_loss, real_to_device = train_srcnn.content_loss, sr.training.content.to_device
+    calls = {"loss": 0, "to_device": 0}
+
+    def poisoned(name):
+        criterion = real_loss(name)
+
+        def loss(pred, target):
+            calls["loss"] += 1
+            value = criterion(pred, target)
+            return value * float("nan") if calls["loss"] > batches + 1 else value  # from epoch 2, batch 2
+
+        return loss
+
+    def stop_at_batch_4_of_epoch_2(*args, **kwargs):
+        calls["to_device"] += 1
+        if calls["to_device"] == 2 * (batches + 3) + 1:
+            raise KeyboardInterrupt
+        return real_to_device(*args, **kwargs)
+
+    monkeypatch.setattr(train_srcnn, "content_loss", poisoned)
+    monkeypatch.setattr(sr.training.content, "to_device", stop_at_batch_4_of_epoch_2)
+    with pytest.raises(UserError, match=r"diverged: the weights became NaN or infinite by epoch 2, batch 3 .*"
+                                         r"last.pth was not written, the last good checkpoint is .*last.pth"):
+        _train(h5_x3, tmp_path / "run", "--arch", "fsrcnn", "--epochs", "3")
+    kept = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert (kept["epoch"], kept["step"]) == (1, 0)
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+
+
+def test_a_checkpoint_written_before_the_restructuring_still_resumes_in_its_precision(tmp_path, h5_x3, monkeypatch, capsys):
+    # The key set and args that sr/training.py wrote until 2026-11, put together by hand: epoch 1
+    # of 2 done, --amp on by default then. On a CPU without native bf16 the default would now be
+    # fp32, but the run keeps the bf16 it started with.
+    train, evaluation = h5_x3
+    batches = len(PatchDataset(train)) // 16
+    torch.manual_seed(0)
+    model, kwargs = create_model("fsrcnn", 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2 * batches, eta_min=0.0)
+    for _ in range(batches):
+        optimizer.zero_grad()
+        model(torch.rand(2, 1, 33, 33)).square().mean().backward()
+        optimizer.step()
+        scheduler.step()
+    out = tmp_path / "old"
+    args = {"arch": "fsrcnn", "loss": "mse", "scale": 3, "color": "y", "epochs": 2, "batch_size": 16, "lr": 0.001,
+            "train": str(train), "eval": str(evaluation), "out": str(out), "resume": None, "init": None, "seed": 0,
+            "device": "cpu", "amp": True, "amp_dtype": "bf16", "channels_last": None, "compile": False, "workers": 0,
+            "load": "auto", "machine": "CPU Intel(R) Xeon(R) Processor, 2 of 2 threads, torch 2.14.1+cu130",
+            "script": "train_srcnn"}
+    save_checkpoint(out / "last.pth", dict(
+        arch="fsrcnn", model_kwargs=kwargs, scale=3, color="y", layout="upsampled", model=model.state_dict(),
+        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler={}, epoch=1, step=0, partial={},
+        args=args, best_psnr=20.0, scores={"psnr": 20.0, "ssim": 0.5}))
+    (out / "metrics.csv").write_text("epoch,loss,psnr,ssim,lr,seconds,samples_per_s\n1,0.1,20.0000,0.50000,5.0e-04,1.0,100.0\n")
+    assert set(torch.load(out / "last.pth", weights_only=True)) == {
+        "format", "arch", "model_kwargs", "scale", "color", "layout", "model", "optimizer", "scheduler", "scaler", "epoch",
+        "step", "partial", "args", "best_psnr", "scores"}
+
+    monkeypatch.setattr(sr.precision, "cpu_has_native_bf16", lambda: False)
+    result = train_srcnn.main(train_srcnn.parse_args(["--resume", str(out / "last.pth"), "--device", "cpu", "--epochs", "2"]))
+    assert "bf16 autocast (kept from the resumed run)" in capsys.readouterr().out
+    resumed = load_checkpoint(out / "last.pth")
+    assert resumed["epoch"] == 2 and resumed["scheduler"]["last_epoch"] == 2 * batches
+    assert (resumed["precision"], resumed["args"]["amp"]) == ("bf16", True)
+    assert [r["epoch"] for r in _metrics(out)] == ["1", "2"] and result["best_psnr"] >= 20.0
+
+
+def test_args_json_records_the_resolved_precision_and_portable_paths(tmp_path_factory, tmp_path, h5_x3, monkeypatch):
+    # Chosen by the hardware on an AVX2 CPU: fp32. Resumed on a CPU with AMX, the run stays fp32.
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.chdir(base)
+    monkeypatch.setattr(sr.precision, "cpu_has_native_bf16", lambda: False)
+    _train(h5_x3, tmp_path / "run", "--epochs", "1", "--arch", "fsrcnn")
+    saved = json.loads((tmp_path / "run" / "args.json").read_text())
+    assert (saved["amp"], saved["precision"], saved["precision_chosen_by"]) == (False, "fp32", "hardware")
+    assert saved["train"] == str(h5_x3[0].relative_to(base)) and saved["out"] == str((tmp_path / "run").relative_to(base))
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["precision"] == "fp32"
+    monkeypatch.setattr(sr.precision, "cpu_has_native_bf16", lambda: True)
+    assert choose_precision(torch.device("cpu"), None).name == "bf16"
+    train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--device", "cpu"]))
+    resumed = json.loads((tmp_path / "run" / "args.json").read_text())
+    assert (resumed["amp"], resumed["precision"], resumed["precision_chosen_by"]) == (False, "fp32", "resumed")
+    with pytest.raises(UserError, match="--amp differs from the resumed run's False"):
+        train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--amp"]))
+
+
+def test_batches_held_on_the_device_come_in_the_loaders_order(h5_x3):
+    dataset = PatchDataset(h5_x3[0])
+    ctx = distributed.Context(torch.device("cpu"))
+    loader = make_batches(dataset, 16, ctx, seed=3, workers=0, on_device=False)
+    resident = make_batches(dataset, 16, ctx, seed=3, workers=0, on_device=True)
+    assert isinstance(loader, LoaderBatches) and isinstance(resident, DeviceBatches)
+    for epoch, skip in ((1, 0), (2, 0), (2, 5)):
+        loader.order.set_epoch(epoch, skip)
+        resident.order.set_epoch(epoch, skip)
+        a, b = list(loader), list(resident)
+        assert len(a) == len(b) == loader.per_epoch - skip
+        for (lr_a, hr_a), (lr_b, hr_b) in zip(a, b):
+            assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
+
+
+def test_runs_killed_at_random_moments_end_as_one_uninterrupted_run(tmp_path, h5_x3):
+    # SIGKILL leaves no chance to save: each restart resumes from the last epoch's checkpoint
+    # (or starts afresh), and batches come in (seed, epoch) order, so the end is bit-exact.
+    train, evaluation = h5_x3
+    flags = ["--train", str(train), "--eval", str(evaluation), "--arch", "fsrcnn", "--device", "cpu", "--batch-size", "16",
+             "--epochs", "4", "--no-amp"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the OMP_NUM_THREADS=1 processes below: the same sums in the same order
+    try:
+        start = time.perf_counter()
+        train_srcnn.main(train_srcnn.parse_args([*flags, "--out", str(tmp_path / "straight")]))
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "killed"
+    rng = random.Random(11)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    kills = 0
+    while True:
+        resume = ["--resume", str(out / "last.pth")] if (out / "last.pth").exists() else ["--out", str(out)]
+        begun = (out / "args.json").stat().st_mtime if (out / "args.json").exists() else 0
+        proc = subprocess.Popen([sys.executable, "train_srcnn.py", *flags, *resume], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if kills == 4:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-3000:]
+            break
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline:  # until this process starts training
+            if (out / "args.json").exists() and (out / "args.json").stat().st_mtime != begun:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.4) * seconds)  # at most about one epoch saved per attempt
+        finished = proc.poll() is not None
+        proc.kill()
+        _, err = proc.communicate()
+        if finished:  # it ran to the end before the kill
+            assert proc.returncode == 0, err[-3000:]
+            break
+        kills += 1
+    assert kills >= 3
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pth"), load_checkpoint(out / "last.pth")
+    assert b["epoch"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(b["model"][key], value), key
+    assert [r["loss"] for r in _metrics(out)] == [r["loss"] for r in _metrics(tmp_path / "straight")]

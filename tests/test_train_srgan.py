@@ -1,28 +1,26 @@
 import csv
 import json
-import sys
 
 import pytest
 import torch
 
-import sr.training
+import sr.training.gan
 import train_srgan
+from experiments import export_weights
 from sr.checkpoint import load_checkpoint
 from sr.data import PatchDataset
 from sr.errors import Interrupted, UserError
 from sr.models import Discriminator, create_model
-from sr.training import AmpSettings
-from tests.conftest import ROOT, make_h5
-
-sys.path.insert(0, str(ROOT / "experiments"))
-import export_weights  # noqa: E402
+from sr.precision import choose_precision
+from sr.training.content import Optim
+from tests.conftest import make_h5
 
 
 @pytest.fixture(scope="module")
 def rgb_x2(tmp_path_factory, image_folders):
-    """lr-hr RGB pairs at x2: 32 px HR patches, 16 px LR."""
+    """lr-hr RGB pairs at x2: 32 px HR patches, 16 px LR; 30 of them, 3 batches of 8."""
     return make_h5(tmp_path_factory.mktemp("rgb"), image_folders, 2, "--layout", "lr-hr", "--color", "rgb",
-                   "--patch-size", "32", "--stride", "16")
+                   "--patch-size", "32", "--stride", "24")
 
 
 def _run(h5, out, *extra):
@@ -51,15 +49,10 @@ def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
     torch.manual_seed(0)
     g, _ = create_model("srresnet-noin", 2)
     d = Discriminator(patch_size=24)
-    args = type("A", (), {"adv_weight": 1e-3, "perceptual_weight": 0.0})()
-    amp = AmpSettings(type("A", (), {"amp": False, "amp_dtype": "bf16", "channels_last": False})(), torch.device("cpu"))
-
-    def optim(m):
-        o = torch.optim.Adam(m.parameters(), 1e-3)
-        return o, sr.training.cosine_schedule(o, 10), torch.amp.GradScaler("cpu", enabled=False)
-
-    g_opt, d_opt = optim(g), optim(d)
-    step = train_srgan.GanStep(g, d, d, torch.nn.L1Loss(), None, args, amp, torch.device("cpu"), g_opt, d_opt)
+    precision = choose_precision(torch.device("cpu"), amp=False, channels_last=False)
+    g_opt, d_opt = Optim.adam(g, 1e-3, 10, precision), Optim.adam(d, 1e-3, 10, precision)
+    step = sr.training.gan.GanStep(g_net=g, d_bare=d, d_net=d, criterion=torch.nn.L1Loss(), g_optim=g_opt, d_optim=d_opt,
+                                   precision=precision, device=torch.device("cpu"), adv_weight=1e-3)
     g0, d0 = _params(g), _params(d)
     seen = {}
 
@@ -68,13 +61,32 @@ def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
         seen["d_requires_grad"] = any(p.requires_grad for p in d.parameters())
         seen["d_after_g_step"] = _params(d)
 
-    g_opt[0].register_step_post_hook(after_g_step)
+    g_opt.optimizer.register_step_post_hook(after_g_step)
     losses = step(torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8), torch.randint(0, 256, (4, 3, 24, 24), dtype=torch.uint8))
     assert all(grad is None for grad in seen["d_grads"]) and not seen["d_requires_grad"]
     assert _same(seen["d_after_g_step"], d0)  # the G step left D alone
     assert not _same(_params(g), g0) and not _same(_params(d), d0)  # and then both moved
     assert set(losses) == {"loss", "content", "adv", "perceptual", "d"}
     assert losses["loss"].item() == pytest.approx(losses["content"].item() + 1e-3 * losses["adv"].item(), rel=1e-5)
+
+
+def test_the_adversarial_term_alone_moves_the_generator():
+    # No content loss: whatever reaches G comes back through D's output.
+    torch.manual_seed(0)
+    g, _ = create_model("srresnet-noin", 2)
+    d = Discriminator(patch_size=24)
+    precision = choose_precision(torch.device("cpu"), amp=False, channels_last=False)
+    g_opt, d_opt = Optim.adam(g, 1e-3, 10, precision), Optim.adam(d, 1e-3, 10, precision)
+    step = sr.training.gan.GanStep(g_net=g, d_bare=d, d_net=d, criterion=lambda pred, target: pred.sum() * 0, g_optim=g_opt,
+                                   d_optim=d_opt, precision=precision, device=torch.device("cpu"), adv_weight=1.0)
+    g0 = _params(g)
+    seen = {}
+    g_opt.optimizer.register_step_pre_hook(lambda optimizer, args, kwargs: seen.update(grads=[p.grad for p in g.parameters()]))
+    losses = step(torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8), torch.randint(0, 256, (4, 3, 24, 24), dtype=torch.uint8))
+    assert losses["content"].item() == 0 and losses["loss"].item() == pytest.approx(losses["adv"].item())
+    assert all(grad is not None for grad in seen["grads"])
+    assert sum(grad.abs().sum().item() for grad in seen["grads"]) > 0
+    assert not _same(_params(g), g0)
 
 
 def test_pretrain_hands_its_generator_to_the_gan_phase(tmp_path, rgb_x2, pretrained):
@@ -105,7 +117,7 @@ def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch)
     _run(rgb_x2, tmp_path / "straight", *extra)
     batches = len(PatchDataset(rgb_x2[0])) // 8
     calls = {"n": 0}
-    real = train_srgan.to_device
+    real = sr.training.gan.to_device
 
     def stop(*a, **k):
         calls["n"] += 1
@@ -113,7 +125,7 @@ def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch)
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(train_srgan, "to_device", stop)
+    monkeypatch.setattr(sr.training.gan, "to_device", stop)
     with pytest.raises(Interrupted):
         _run(rgb_x2, tmp_path / "split", *extra)
     monkeypatch.undo()

@@ -31,6 +31,11 @@ class ModelSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     family: str = "srcnn"  # which training script the model belongs to: "srcnn" or "srgan"
 
+    def input_scale(self, scale: int) -> int:
+        """How much the model itself enlarges its input: ``scale`` for "lr-hr", 1 for "upsampled"
+        (those read the bicubic-upsampled image)."""
+        return scale if self.layout == "lr-hr" else 1
+
 
 MODELS: dict[str, ModelSpec] = {
     "srcnn": ModelSpec(SRCNN, "upsampled", "y"),

@@ -1,0 +1,132 @@
+"""The training data of a run and its batches, in an order fixed by (seed, epoch).
+
+Every batch is a whole (lr, hr) pair of uint8 (N, C, H, W) tensors. A DataLoader brings them
+from the patch file (in RAM or read lazily); on a GPU with room for the whole file they stay
+on the device and each batch is indexed there, in the same order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
+
+from sr import distributed
+from sr.data import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
+from sr.errors import UserError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class TrainingData:
+    """The training patches and eval images of a run, checked against the model."""
+
+    def __init__(self, train: PatchDataset, eval_images: list[EvalImage], train_path: Path, eval_path: Path):
+        self.train, self.eval_images, self.train_path, self.eval_path = train, eval_images, train_path, eval_path
+
+    @classmethod
+    def open(cls, train: Path, eval_path: Path, scale: int, layout: str, color: str, load: str = "auto") -> TrainingData:
+        """Load both files; refuse files made for another scale, layout or colour, naming the
+        prepare_h5.py call that makes the right one."""
+        hint = prepare_command(scale, layout, color)
+        check_fits(read_attrs(train, "train", hint), train, scale, layout, color, hint)
+        eval_attrs, images = load_eval_set(eval_path, hint)
+        check_fits(eval_attrs, eval_path, scale, layout, color, hint)
+        return cls(PatchDataset(train, load), images, train, eval_path)
+
+    def describe(self, batches: int, batch_size: int, on_device: bool = False) -> str:
+        where = "held on the GPU" if on_device else "in memory" if self.train.in_memory else "read lazily"
+        return (f"{len(self.train)} patches of {self.train_path} ({where}), {batches} batches of {batch_size} per epoch; "
+                f"eval on {len(self.eval_images)} images of {self.eval_path}")
+
+
+class EpochBatches(Sampler):
+    """One process's batches (lists of patch indices) for an epoch, in an order fixed by (seed, epoch).
+
+    A DistributedSampler splits the shuffled indices across processes (world size 1 is a
+    plain shuffle); ``skip`` drops the batches an interrupted epoch had already done.
+    """
+
+    def __init__(self, dataset: PatchDataset, batch_size: int, ctx: distributed.Context, seed: int):
+        self.order = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=True)
+        self.batches = BatchSampler(self.order, batch_size, drop_last=True)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.order.set_epoch(epoch)
+        self.skip = skip
+
+    @property
+    def per_epoch(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return itertools.islice(iter(self.batches), self.skip, None)
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.skip
+
+
+class LoaderBatches:
+    """Batches through a DataLoader (worker processes when the file is read lazily)."""
+
+    def __init__(self, dataset: PatchDataset, order: EpochBatches, workers: int, pin_memory: bool):
+        self.order = order
+        self.loader = DataLoader(dataset, sampler=order, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                                 persistent_workers=workers > 0)
+        self.per_epoch = order.per_epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        return iter(self.loader)
+
+
+class DeviceBatches:
+    """The whole patch file held on ``device``; each batch is indexed there (no loader, no copy per batch)."""
+
+    def __init__(self, dataset: PatchDataset, order: EpochBatches, device: torch.device):
+        self.order, self.device = order, device
+        self.lr, self.hr = dataset.lr.to(device), dataset.hr.to(device)
+        self.per_epoch = order.per_epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        rows = list(self.order)
+        if not rows:
+            return
+        indices = torch.tensor(rows, dtype=torch.long).to(self.device)  # (batches, batch size): one copy per epoch
+        for index in indices:
+            yield self.lr[index], self.hr[index]
+
+
+def fits_on_device(dataset: PatchDataset, device: torch.device, share: float = 0.25) -> bool:
+    """A CUDA device whose free memory is over 1/``share`` times the in-memory patch file."""
+    if device.type != "cuda" or not dataset.in_memory:
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return dataset.lr.nbytes + dataset.hr.nbytes < share * free
+
+
+def make_batches(dataset: PatchDataset, batch_size: int, ctx: distributed.Context, seed: int, workers: int,
+                 on_device: bool | None = None) -> LoaderBatches | DeviceBatches:
+    """This process's share of every global batch of ``batch_size``, in (seed, epoch) order.
+
+    ``on_device`` None: keep the patches on the device when it is a GPU with room for them.
+    """
+    if batch_size % ctx.world_size:
+        raise UserError(f"--batch-size {batch_size} does not split evenly across {ctx.world_size} processes")
+    order = EpochBatches(dataset, batch_size // ctx.world_size, ctx, seed)
+    if order.per_epoch == 0:
+        raise UserError(f"{dataset.path} has {len(dataset)} patches, fewer than one batch of {batch_size}")
+    if on_device is None:
+        on_device = fits_on_device(dataset, ctx.device)
+    if on_device and dataset.in_memory:
+        return DeviceBatches(dataset, order, ctx.device)
+    return LoaderBatches(dataset, order, workers, pin_memory=ctx.device.type == "cuda")
+
+
+def to_device(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float in [0, 1] on ``device``."""
+    x = batch.to(device, non_blocking=True).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
