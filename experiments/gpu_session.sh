@@ -23,11 +23,11 @@ start=$(date +%s)
 say() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$log"; }
 py=python3
 dev="${DEVICE:-cuda}"
-threads="${JOB_THREADS:-2}"  # several jobs share the machine's cores
+threads="${JOB_THREADS:-1}"  # seven jobs and their loader workers share the machine's cores
 
 say "$($py -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")')"
 if [ "$dev" = cuda ]; then
-  $py -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -3 | tee -a "$log"
+  (OMP_NUM_THREADS=1 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py > "$out/test_cuda.log" 2>&1; tail -1 "$out/test_cuda.log" | tee -a "$log") &
 fi
 
 h5=data/h5
@@ -35,21 +35,22 @@ prep() { OMP_NUM_THREADS=1 $py prepare_h5.py "$@" >> "$out/prepare.log" 2>&1 || 
 patches() { $py -c "import h5py; print(h5py.File('$1', 'r')['lr'].shape[0])"; }
 rate() { tail -1 "$1/metrics.csv" | awk -F, '{print $NF}'; }
 
-# The data: RGB x4 from BSDS200 (SRResNet, real-photo models), Y from T91 (FSRCNN, SRCNN).
+# The data: RGB x4 from BSDS200 (the real-photo models), Y from T91 (FSRCNN, SRCNN); each
+# with its validation images held out (prepare_h5.py's default: 5 of T91, 10 of BSDS200).
 prep --scale 4 --layout lr-hr --color rgb --output $h5/BSDS200_x4_lr-hr_rgb.h5 &
-prep --scale 4 --layout lr-hr --color rgb --augment --output $h5/BSDS200_x4_lr-hr_rgb_aug.h5 --eval-output $h5/BSDS200-val_x4_lr-hr_rgb.h5 &
 for s in 2 3 4; do
   prep --scale $s --layout lr-hr --output $h5/T91_x${s}_lr-hr_y.h5 &
-  prep --scale $s --layout lr-hr --augment --output $h5/T91_x${s}_lr-hr_y_aug.h5 --eval-output $h5/T91-val_x${s}_lr-hr_y.h5 &
+  prep --scale $s --layout lr-hr --augment --output $h5/T91_x${s}_lr-hr_y_aug.h5 &
+  prep --scale $s --output $h5/T91_x${s}_upsampled_y.h5 &
 done
-prep --scale 3 --output $h5/T91_x3_upsampled_y.h5 &
+prep --scale 3 --augment --output $h5/T91_x3_upsampled_y_aug.h5 &
 wait
 say "data ready: $(ls $h5 | tr '\n' ' ')"
 
-# fit ARGS...: a one-epoch probe on the plain file, then the real run on the augmented file
-# with as many epochs as fit in SECONDS.  fit NAME SECONDS PLAIN AUG SCRIPT FLAGS...
+# fit NAME SECONDS PLAIN TRAIN SCRIPT FLAGS...: a one-epoch probe on PLAIN, then the run on
+# TRAIN with as many epochs as fit in SECONDS (the cosine schedule then ends at zero).
 fit() {
-  local name=$1 seconds=$(( $2 / down )) plain=$3 aug=$4 script=$5
+  local name=$1 seconds=$(( $2 / down )) plain=$3 train=$4 script=$5
   shift 5
   local runs=runs/gpu
   rm -rf "$runs/$name.probe" "$runs/$name"
@@ -57,30 +58,36 @@ fit() {
     > "$out/$name.probe.log" 2>&1 || { say "$name probe failed"; tail -3 "$out/$name.probe.log" | tee -a "$log"; return 1; }
   local r n e
   r=$(rate "$runs/$name.probe")
-  n=$(patches "$aug")
+  n=$(patches "$train")
   e=$($py -c "print(max(1, int($seconds * $r / $n)))")
   say "$name: probe $r samples/s -> $e epochs of $n patches in ~${seconds}s"
-  OMP_NUM_THREADS=$threads $py "$script" "$@" --epochs "$e" --train "$aug" --device "$dev" --out "$runs/$name" \
+  OMP_NUM_THREADS=$threads $py "$script" "$@" --epochs "$e" --train "$train" --device "$dev" --out "$runs/$name" \
     > "$out/$name.log" 2>&1 || { say "$name failed"; tail -3 "$out/$name.log" | tee -a "$log"; return 1; }
   say "$name done: $(tail -1 "$runs/$name/metrics.csv")"
 }
+t=${TRAIN_SECONDS:-190}
 
-# SRResNet x4 (clean), then the real-photo SRResNet fine-tuned from it with degradations.
-(
-  fit srresnet_x4 "${SRRESNET_SECONDS:-230}" $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb_aug.h5 train_srgan.py \
-    --phase pretrain --arch srresnet-noin --loss l1 --batch-size 128 --lr 7e-4 --workers 0
-  fit real_srresnet_x4 "${REAL_SECONDS:-150}" $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb_aug.h5 train_srgan.py \
-    --phase pretrain --arch srresnet-noin --loss l1 --batch-size 64 --lr 2e-4 --workers 10 --degrade \
-    --init runs/gpu/srresnet_x4/best.pth
-) &
-# A fast real-photo model: FSRCNN (paper layout) on RGB, from scratch.
-fit real_fsrcnn_x4 "${REAL_FAST_SECONDS:-330}" $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb_aug.h5 train_srcnn.py \
-  --arch fsrcnn-paper --color rgb --scale 4 --loss l1 --batch-size 128 --lr 2e-3 --workers 4 --degrade &
-# FSRCNN x2/x3/x4 on T91 (91 images less the 5 held out), L1.
+# Real photos: SRResNet fine-tuned from the shipped srresnet_x4 with on-the-fly degradations,
+# and a fast FSRCNN (paper layout, RGB) from scratch.
+fit real_srresnet_x4 $t $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb.h5 train_srgan.py \
+  --phase pretrain --arch srresnet-noin --loss l1 --batch-size 64 --lr 2e-4 --workers 7 --degrade --init weights/srresnet_x4.pth &
+fit real_fsrcnn_x4 $t $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb.h5 train_srcnn.py \
+  --arch fsrcnn-paper --color rgb --scale 4 --loss l1 --batch-size 64 --lr 2e-3 --workers 3 --degrade &
+# FSRCNN x2/x3/x4 (paper layout) on T91 less its 5 validation images, L1.
 for s in 2 3 4; do
-  fit fsrcnn_x$s "${FSRCNN_SECONDS:-330}" $h5/T91_x${s}_lr-hr_y.h5 $h5/T91_x${s}_lr-hr_y_aug.h5 train_srcnn.py \
-    --arch fsrcnn-paper --scale $s --loss l1 --batch-size 128 --lr 2e-3 --eval $h5/T91-val_x${s}_lr-hr_y.h5 &
+  fit fsrcnn_x$s $t $h5/T91_x${s}_lr-hr_y.h5 $h5/T91_x${s}_lr-hr_y_aug.h5 train_srcnn.py \
+    --arch fsrcnn-paper --scale $s --loss l1 --batch-size 128 --lr 2e-3 &
 done
+# SRCNN x3, then x2 and x4 fine-tuned from it (as the shipped srcnn_x2/x4 were).
+(
+  fit srcnn_x3 $(( t * 3 / 4 )) $h5/T91_x3_upsampled_y.h5 $h5/T91_x3_upsampled_y_aug.h5 train_srcnn.py \
+    --arch srcnn --scale 3 --loss l1 --batch-size 128 --lr 1e-3
+  for s in 2 4; do
+    fit srcnn_x$s $(( t / 5 )) $h5/T91_x${s}_upsampled_y.h5 $h5/T91_x${s}_upsampled_y.h5 train_srcnn.py \
+      --arch srcnn --scale $s --loss l1 --batch-size 128 --lr 3e-4 --init runs/gpu/srcnn_x3/best.pth &
+  done
+  wait
+) &
 wait
 say "trainings done"
 

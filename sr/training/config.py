@@ -25,6 +25,7 @@ from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES
 from sr.models import COLORS, MODELS
 from sr.precision import Precision, choose_precision
+from sr.realistic import DegradationSettings, add_degradation_args, settings_from_args
 
 
 def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str, scale: int | None, epochs: int,
@@ -57,6 +58,10 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
     p.add_argument("--compile", action="store_true", help="torch.compile the model(s)")
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0: the "
                    "patches are in memory; give 2+ when they are read lazily from disk)")
+    p.add_argument("--degrade", action="store_true",
+                   help="train for real photos: degrade every HR patch on the fly (blur, resize, noise, JPEG; the "
+                        "--degrade-* flags) instead of reading the file's clean LR; needs an lr-hr RGB patch file")
+    add_degradation_args(p)
     p.add_argument("--load", choices=("auto", "memory", "lazy"), default="auto",
                    help="read the patch file into memory, or batch by batch from disk (auto: memory if it fits in half the free RAM)")
 
@@ -118,7 +123,7 @@ class RunConfig:
     # run takes them from its checkpoint and refuses a flag that contradicts one. ``amp`` is
     # stored resolved (True/False), so a resumed run keeps its precision on any hardware.
     SETTINGS: ClassVar[tuple[str, ...]] = ("arch", "loss", "scale", "color", "epochs", "batch_size", "lr", "train", "eval",
-                                           "init", "seed", "amp", "amp_dtype")
+                                           "init", "seed", "amp", "amp_dtype", "degradation")
     # Settings that are files: args.json records them relative to the working folder when inside it.
     PATHS: ClassVar[tuple[str, ...]] = ("train", "eval", "init", "out", "resume")
 
@@ -143,6 +148,7 @@ class RunConfig:
     load: str
     machine: str  # where the run happens, for its records
     precision: Precision  # resolved from --amp, --amp-dtype, --channels-last and the device
+    degradation: DegradationSettings | None  # --degrade: the on-the-fly degradation; None: the file's clean LR
 
     @classmethod
     def from_args(cls, script: str, args: argparse.Namespace, ctx: distributed.Context, resume: dict[str, Any] | None = None,
@@ -153,8 +159,11 @@ class RunConfig:
         the default run folder, formatted with the settings; ``fill``: defaults for settings
         still unset (e.g. the GAN generator's architecture, scale and colour).
         """
-        values = {k: v for k, v in vars(args).items() if k != "given"}
+        values = {k: v for k, v in vars(args).items() if k != "given" and not k.startswith("degrade")}
         given = getattr(args, "given", frozenset())
+        values["degradation"] = settings_from_args(args).to_dict() if getattr(args, "degrade", False) else None
+        if "degradation" not in given:  # --degrade and its --degrade-* flags, given or not
+            given = given | ({"degradation"} if any(k.startswith("degrade") for k in given) else set())
         if resume:
             saved = resume["args"]
             for key in cls.SETTINGS:
@@ -180,6 +189,8 @@ class RunConfig:
         precision = choose_precision(ctx.device, values["amp"], values["amp_dtype"], values["channels_last"])
         if resume and "amp" in resume["args"]:
             precision = replace(precision, chosen_by="resumed")
+        if values["degradation"] is not None:
+            values["degradation"] = DegradationSettings.from_dict(values["degradation"])
         values.update(script=script, machine=distributed.describe_machine(ctx), precision=precision)
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
@@ -194,6 +205,8 @@ class RunConfig:
             value = getattr(self, f.name)
             if f.name == "precision":
                 continue
+            if f.name == "degradation":
+                value = value.to_dict() if value is not None else None
             out[f.name] = portable(value) if f.name in self.PATHS and value is not None else value
         return {**out, "amp": self.precision.enabled, "channels_last": self.precision.channels_last, **self.precision.record()}
 

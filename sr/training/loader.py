@@ -17,6 +17,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampl
 from sr import distributed
 from sr.data import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
 from sr.errors import UserError
+from sr.realistic import DegradationSettings, DegradedPatches
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -28,17 +29,30 @@ class TrainingData:
         self.train, self.eval_images, self.train_path, self.eval_path = train, eval_images, train_path, eval_path
 
     @classmethod
-    def open(cls, train: Path, eval_path: Path, scale: int, layout: str, color: str, load: str = "auto") -> TrainingData:
+    def open(cls, train: Path, eval_path: Path, scale: int, layout: str, color: str, load: str = "auto",
+             degradation: DegradationSettings | None = None, seed: int = 0) -> TrainingData:
         """Load both files; refuse files made for another scale, layout or colour, naming the
-        prepare_h5.py call that makes the right one."""
+        prepare_h5.py call that makes the right one.
+
+        With ``degradation``, the training file holds lr-hr RGB pairs whose HR patches are
+        degraded on the fly (its clean LR serves the clean share) into what the model reads.
+        """
         hint = prepare_command(scale, layout, color)
-        check_fits(read_attrs(train, "train", hint), train, scale, layout, color, hint)
+        if degradation is None:
+            check_fits(read_attrs(train, "train", hint), train, scale, layout, color, hint)
+            patches = PatchDataset(train, load)
+        else:
+            if layout != "lr-hr":
+                raise UserError("--degrade needs a model that reads LR images (the lr-hr layout), e.g. fsrcnn-paper or srresnet")
+            patches = DegradedPatches(PatchDataset(train, load), scale, degradation, seed, color)
         eval_attrs, images = load_eval_set(eval_path, hint)
         check_fits(eval_attrs, eval_path, scale, layout, color, hint)
-        return cls(PatchDataset(train, load), images, train, eval_path)
+        return cls(patches, images, train, eval_path)
 
     def describe(self, batches: int, batch_size: int, on_device: bool = False) -> str:
         where = "held on the GPU" if on_device else "in memory" if self.train.in_memory else "read lazily"
+        if isinstance(self.train, DegradedPatches):
+            where += ", LR degraded on the fly"
         return (f"{len(self.train)} patches of {self.train_path} ({where}), {batches} batches of {batch_size} per epoch; "
                 f"eval on {len(self.eval_images)} images of {self.eval_path}")
 
@@ -102,7 +116,7 @@ class DeviceBatches:
 
 def fits_on_device(dataset: PatchDataset, device: torch.device, share: float = 0.25) -> bool:
     """A CUDA device whose free memory is over 1/``share`` times the in-memory patch file."""
-    if device.type != "cuda" or not dataset.in_memory:
+    if device.type != "cuda" or not isinstance(dataset, PatchDataset) or not dataset.in_memory:  # degraded batches come from workers
         return False
     free, _ = torch.cuda.mem_get_info(device)
     return dataset.lr.nbytes + dataset.hr.nbytes < share * free
@@ -121,7 +135,7 @@ def make_batches(dataset: PatchDataset, batch_size: int, ctx: distributed.Contex
         raise UserError(f"{dataset.path} has {len(dataset)} patches, fewer than one batch of {batch_size}")
     if on_device is None:
         on_device = fits_on_device(dataset, ctx.device)
-    if on_device and dataset.in_memory:
+    if on_device and isinstance(dataset, PatchDataset) and dataset.in_memory:
         return DeviceBatches(dataset, order, ctx.device)
     return LoaderBatches(dataset, order, workers, pin_memory=ctx.device.type == "cuda")
 
