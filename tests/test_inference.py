@@ -122,3 +122,32 @@ def test_experiments_and_benches_import_only_the_package(path):
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"eval", "train_srcnn", "train_srgan", "prepare_h5"}
     assert "sys.path" not in (ROOT / path).read_text()
+
+
+@pytest.mark.parametrize("name,scale", [("fsrcnn-paper", 2), ("fsrcnn-paper", 3), ("fsrcnn-paper", 4), ("fsrcnn-paper", 8),
+                                        ("fsrcnn", 3), ("srresnet-noin", 2), ("srresnet-noin", 4), ("srresnet-noin", 8),
+                                        ("srresnet", 4)])
+def test_for_inference_is_the_same_function(name, scale):
+    """The sub-pixel rewrites change speed, not results (and FSRCNN's tiles agree with its new margin)."""
+    import copy
+
+    from sr.models import create_model
+    from sr.tiling import receptive_radius, tiled_forward
+    from sr.inference import for_inference
+
+    torch.manual_seed(0)
+    net, kwargs = create_model(name, scale)
+    for m in net.modules():
+        if isinstance(m, nn.InstanceNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    fast = for_inference(copy.deepcopy(net))
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in fast.modules())
+    x = torch.rand(2, kwargs["channels"], 23, 17)
+    with torch.no_grad():
+        ref, got = net(x), fast(x)
+    assert got.shape == ref.shape and (got - ref).abs().max().item() < 1e-5
+    assert receptive_radius(fast) <= receptive_radius(net)
+    if name.startswith("fsrcnn"):  # the rewritten deconv reports a tighter margin: tiles must still agree
+        tiled = tiled_forward(fast, x[:1], scale if name == "fsrcnn-paper" else 1, tile=5)
+        assert (tiled - ref[:1]).abs().max().item() < 1e-4
