@@ -33,8 +33,8 @@ from sr.errors import UserError
 from sr.evaluation import PROTOCOLS
 from sr.figures import side_by_side
 from sr.images import find_images, save_image
-from sr.inference import AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, WEIGHTS_DIR, Evaluation, Upscaler
-from sr.inference import evaluate_image, mean_scores
+from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, WEIGHTS_DIR, Evaluation, Upscaler, evaluate_image,
+                          mean_scores)
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
 
 
