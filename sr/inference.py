@@ -1,7 +1,7 @@
 """Inference: a model loaded once, then used to enlarge photos or to score images.
 
     up = Upscaler.load("fsrcnn_x3")              # a shipped name, a .pth checkpoint or a .onnx export
-    big = up.enlarge(rgb)                        # (h, w, 3) in [0, 255] -> (3h, 3w, 3) float64, unrounded
+    big = up.enlarge(rgb)                        # (h, w, 3) in [0, 255] -> (3h, 3w, 3) float, unrounded
     photo = up.enlarge_photo(read_photo("in.png"), outscale=2.5)
     result = evaluate_image("butterfly.png", 3, up)   # the protocol: degrade, reconstruct, score
 
