@@ -1,91 +1,192 @@
-"""Evaluate a checkpoint (or plain bicubic) under the standard SR protocol, or enlarge images.
+"""Score a checkpoint (or plain bicubic) under the standard SR protocol, or enlarge photos.
 
-    python eval.py --weights runs/srcnn_mse_x3/best.pth --image butterfly.png   # vs ground truth
-    python eval.py --weights runs/srcnn_mse_x3/best.pth --image photo.jpg --upscale
-    python eval.py --weights runs/srcnn_mse_x3/best.pth --dataset Set5
-    python eval.py --bicubic --scale 3 --dataset Set5
+    python eval.py --weights fsrcnn_x3 --dataset Set5                     # scores on a benchmark set
+    python eval.py --bicubic --scale 3 --dataset Set5 --protocol matlab
+    python eval.py --weights runs/srcnn_mse_x3/best.pth --image butterfly.png   # vs ground truth, with pictures
+    python eval.py --weights srresnet_x4 --upscale photos/ 'more/*.jpg' --out-dir big/
+    python eval.py --weights fsrcnn_x3.onnx --upscale photo.png --outscale 2.5 --format webp --quality 90
 
-Protocol: HR cropped to a multiple of the scale, MATLAB bicubic LR rounded to 8 bits,
-PSNR/SSIM on the Y channel (BT.601) with a border of `scale` pixels left out, per image
-then averaged. Models with colour output are also scored on RGB (labelled).
+Protocol: HR cropped to a multiple of the scale, MATLAB bicubic LR rounded to 8 bits
+(then JPEG at --jpeg Q if given), PSNR/SSIM on the Y channel (BT.601; unrounded under
+--protocol basicsr, rounded to integers as MATLAB's rgb2ycbcr under matlab) with a border of
+`scale` pixels left out, per image then averaged. Models with colour output are also
+scored on RGB (labelled).
+
+Enlarging keeps what the input is: alpha (enlarged by bicubic unless --alpha-upsampler
+model), grey, 16-bit grey (computed from the 16-bit values), EXIF orientation and ICC profile.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
+import sys
 from pathlib import Path
 
-import numpy as np
-import torch
+from tqdm import tqdm
 
-from sr.checkpoint import load_checkpoint, model_from_checkpoint
+from sr.atomic import atomic_write_text
 from sr.cli import ArgumentParser, positive_int, run, scale_type
 from sr.datasets import data_root, resolve_images
-from sr.degradation import downscale, mod_crop, upscale
 from sr.distributed import select_device
 from sr.errors import UserError
-from sr.evaluation import bicubic_score, score, super_resolve, to_rgb_image
+from sr.evaluation import PROTOCOLS
 from sr.figures import side_by_side
-from sr.images import load_rgb, save_image
+from sr.images import find_images, save_image
+from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, WEIGHTS_DIR, Evaluation, Upscaler, evaluate_image,
+                          mean_scores)
+from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-# Inputs larger than this are tiled unless --tile says otherwise: a 12-megapixel photo
-# enlarged x4 untiled would need tens of GB for SRResNet's full-resolution activations.
-AUTO_TILE, AUTO_TILE_ABOVE = 256, 512 * 512
-DEFAULT_WEIGHTS = "srresnet_x4"  # for --upscale without --weights: the strongest shipped model on photos
+
+def _percent(text: str) -> int:
+    """--quality, --jpeg: an integer in 1..100."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer in 1..100, got {text!r}")
+    return value
+
+
+def _outscale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a factor greater than 1, got {text!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None):
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--weights", help="a checkpoint file, or a shipped name such as fsrcnn_x3 (see weights/)")
-    src.add_argument("--bicubic", action="store_true", help="evaluate plain bicubic instead of a model (needs --scale)")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--image", type=Path, help="one image: ground truth to score against, or with --upscale the input")
+    src.add_argument("--weights", help="a checkpoint (.pth), an ONNX export (.onnx, run by onnxruntime), or a shipped "
+                     f"name such as fsrcnn_x3 (see weights/); --upscale defaults to {DEFAULT_WEIGHTS}")
+    src.add_argument("--bicubic", action="store_true", help="plain bicubic instead of a model (needs --scale)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--image", action="append", metavar="PATH",
+                      help="an image file, a folder or a glob pattern (may repeat): ground truth to score against, "
+                           "or with --upscale inputs to enlarge")
     what.add_argument("--dataset", help="a set name under the data root (Set5, Set14, BSDS100, ...) or a folder of images")
-    p.add_argument("--upscale", action="store_true", help="with --image: enlarge it, no ground truth")
-    p.add_argument("--scale", type=scale_type, help="with --bicubic; with --weights it must match the checkpoint")
-    p.add_argument("--output", type=Path, help="--upscale: the enlarged image (default: <stem>_<arch>_x<scale>.png)")
-    p.add_argument("--out-dir", type=Path, default=Path("."), help="--image: where the result PNGs go (default: .)")
-    p.add_argument("--json", type=Path, help="also write the scores as JSON here")
-    p.add_argument("--data-root", help="folder holding Set5/, Set14/, ... (default: $SR_DATA, else ./data)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (faster; scores may move in the last digit)")
-    p.add_argument("--tile", type=positive_int, help="process the input in tiles of N pixels: bounded memory, the same "
-                   f"result within 1/255 (default: {AUTO_TILE} for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
-                   f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels, none otherwise)")
+
+    big = p.add_argument_group("enlarging (no ground truth)")
+    big.add_argument("--upscale", nargs="*", metavar="PATH",
+                     help="enlarge these files, folders or glob patterns (and any --image); the model loads once, "
+                          "a failed image is reported and skipped, and the exit code is 2 if any failed")
+    big.add_argument("--output", type=Path, help="the enlarged image, when there is one input "
+                     "(default: <out-dir>/<stem>_<arch>_x<factor>.<ext>)")
+    big.add_argument("--out-dir", type=Path, default=Path("."), help="where results go (default: .)")
+    big.add_argument("--format", choices=sorted(PIL_FORMATS), help="output format (default: the --output extension, "
+                     "else the input's own when it is png, jpg, webp or tiff, else png)")
+    big.add_argument("--quality", type=_percent, help="jpg and webp quality, 1-100 (default: 95 for jpg, 90 for webp)")
+    big.add_argument("--outscale", type=_outscale, metavar="F",
+                     help="final factor, any number > 1: the model's scale, then MATLAB bicubic to F")
+    big.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="bicubic",
+                     help="how transparency is enlarged: bicubic (default; safe on soft mattes) or the model "
+                          "(sharper hard cut-out edges, but it was trained on photos, not mattes)")
+
+    scoring = p.add_argument_group("scoring")
+    scoring.add_argument("--scale", type=scale_type, help="with --bicubic; with --weights it must match the checkpoint")
+    scoring.add_argument("--protocol", choices=PROTOCOLS, default="basicsr",
+                         help="Y as BasicSR takes it, unrounded (default), or as MATLAB's rgb2ycbcr on uint8, rounded")
+    scoring.add_argument("--jpeg", type=_percent, metavar="Q",
+                         help="degrade the LR further by a Pillow JPEG save at quality Q (after the bicubic downscaling)")
+    scoring.add_argument("--json", type=Path, help="also write the scores as JSON here")
+    scoring.add_argument("--data-root", help="folder holding Set5/, Set14/, ... (default: $SR_DATA, else ./data)")
+
+    compute = p.add_argument_group("computing")
+    compute.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    compute.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                         help="bf16 autocast. Enlarging: on by default where the device computes bf16 natively "
+                              "(AMX/AVX512-BF16 CPU, bf16 GPU), off elsewhere. Scoring: off unless --amp is given, "
+                              "so a measurement is exact fp32 (bf16 may move scores in the second decimal)")
+    compute.add_argument("--tile", type=positive_int, help="process the input in tiles of N pixels: bounded memory, the "
+                         f"same result within 1/255 (default: {AUTO_TILE} for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
+                         f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels, none otherwise)")
     return p.parse_args(argv)
 
 
-def resolve_weights(spec: str) -> Path:
-    """A checkpoint path, or the name of a shipped one (``fsrcnn_x3`` -> weights/fsrcnn_x3.pth)."""
-    path = Path(spec)
-    if path.is_file():
-        return path
-    shipped = WEIGHTS_DIR / (spec if spec.endswith(".pth") else f"{spec}.pth")
-    if os.sep not in spec and shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in WEIGHTS_DIR.glob("*.pth"))
-    known = f" (shipped: {', '.join(names)})" if names else ""
-    raise UserError(f"{spec}: no such checkpoint file or shipped weights{known}")
+def load_upscaler(args, device, amp: bool | None, enlarging: bool) -> Upscaler | None:
+    """The model the flags ask for; None for --bicubic when scoring (bicubic is always scored)."""
+    if args.bicubic:
+        if args.scale is None:
+            raise UserError("--bicubic needs --scale")
+        return Upscaler.bicubic(args.scale) if enlarging else None
+    if args.weights is None and not enlarging:
+        raise UserError("give --weights CHECKPOINT (or a shipped name), or --bicubic --scale N")
+    # WEIGHTS_DIR is read here, at call time, so a test can point it at other shipped weights.
+    upscaler = Upscaler.load(args.weights or DEFAULT_WEIGHTS, device, amp, args.tile, weights_dir=WEIGHTS_DIR)
+    if args.scale is not None and args.scale != upscaler.scale:
+        raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
+    return upscaler
 
 
-class Model:
-    """A checkpoint's network with what it needs to know about itself."""
+# ---------------------------------------------------------------------- enlarging
 
-    def __init__(self, path: Path, device: torch.device):
-        state = load_checkpoint(path)
-        self.path, self.arch, self.scale = path, state["arch"], int(state["scale"])
-        self.layout, self.color = state["layout"], state["color"]
-        self.net = model_from_checkpoint(state, path).to(device)
-        if device.type == "cpu":  # as in training: oneDNN convolutions are faster in NHWC
-            self.net.to(memory_format=torch.channels_last)
 
-    def __call__(self, lr: np.ndarray, device, amp: bool, tile: int | None) -> torch.Tensor:
-        if tile is None and lr.shape[0] * lr.shape[1] > AUTO_TILE_ABOVE:
-            tile = AUTO_TILE
-        return super_resolve(self.net, lr, self.scale, self.layout, self.color, device, amp, tile)
+def _output_for(src: Path, args, name: str) -> tuple[Path, str]:
+    """(output path, format) for one input."""
+    if args.output:
+        return args.output, pick_format(args.output, args.format)
+    own = src.suffix.lower().lstrip(".")
+    if args.format:
+        fmt, ext = args.format, args.format
+    elif own in EXTENSIONS:
+        fmt, ext = EXTENSIONS[own], src.suffix.lstrip(".")  # jpg stays jpg, .JPEG stays .JPEG
+    else:
+        fmt, ext = "png", "png"  # bmp, gif, ppm, ...: no writer here
+    return args.out_dir / f"{src.stem}_{name}.{ext}", fmt
+
+
+def upscale_mode(args, device) -> list[Path]:
+    if args.json:
+        raise UserError("--json records scores; --upscale has none (score with --image or --dataset)")
+    if args.dataset:
+        raise UserError("--dataset is for scoring; give the images to enlarge to --upscale")
+    if args.jpeg is not None:
+        raise UserError("--jpeg degrades the LR made from a ground truth; it does not apply to --upscale")
+    files = find_images([*(args.image or []), *args.upscale])
+    if not files:
+        raise UserError("--upscale needs inputs: files, folders or glob patterns (or --image)")
+    if args.output and len(files) > 1:
+        raise UserError(f"--output names one file, but the inputs hold {len(files)} images; use --out-dir")
+    upscaler = load_upscaler(args, device, args.amp, enlarging=True)
+    factor = args.outscale or upscaler.scale
+    jobs = [(src, *_output_for(src, args, f"{upscaler.arch}_x{factor:g}")) for src in files]
+    seen: dict[Path, Path] = {}
+    for src, dst, _ in jobs:
+        other = seen.setdefault(dst.resolve(), src)
+        if other is not src:
+            raise UserError(f"{other} and {src} would both be written to {dst}; enlarge them into separate --out-dir folders")
+    inputs = {src.resolve() for src in files}
+
+    print(f"{upscaler.describe()}; {len(files)} image{'s' if len(files) > 1 else ''}, x{factor:g}", flush=True)
+    written, failed = [], 0
+    for src, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True):
+        try:
+            if dst.resolve() in inputs:
+                raise UserError(f"{src}: its output {dst} is an input, which is never overwritten; choose another --out-dir")
+            photo = read_photo(src)
+            result = upscaler.enlarge_photo(photo, args.outscale, args.alpha_upsampler)
+            notes = result.notes + write_photo(dst, result, quality=args.quality, format=fmt)
+        except UserError as exc:
+            failed += 1
+            message = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+            tqdm.write(f"skipped {message}", file=sys.stderr)
+            continue
+        for note in notes:
+            tqdm.write(f"{src}: {note}", file=sys.stderr)
+        (h, w), (big_h, big_w) = photo.size, result.size
+        tqdm.write(f"wrote {dst}: {w}x{h} -> {big_w}x{big_h}")
+        written.append(dst)
+    if failed:
+        raise UserError(f"{failed} of {len(files)} images failed")
+    return written
+
+
+# ---------------------------------------------------------------------- scoring
 
 
 def _fmt(scores: dict) -> str:
@@ -95,134 +196,101 @@ def _fmt(scores: dict) -> str:
     return text
 
 
-def _ground_truth(path: Path, scale: int) -> np.ndarray:
-    hr = mod_crop(load_rgb(path), scale)
-    if min(hr.shape[:2]) < 2 * scale + 11:
-        raise UserError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is too small to evaluate at x{scale} "
-                        f"(needs at least {2 * scale + 11} px a side; use --upscale to just enlarge it)")
-    return hr
+def _row(e: Evaluation) -> dict:
+    return {"image": e.path.stem, "bicubic": e.bicubic.scores, **({"model": e.model.scores} if e.model else {})}
 
 
-def evaluate_one(hr: np.ndarray, scale: int, model: Model | None, args, device):
-    """Degrade ``hr``, reconstruct with bicubic (and the model); return images and scores."""
-    lr = downscale(hr, scale)
-    bicubic, bic_scores = bicubic_score(lr, hr, scale)
-    if model is None:
-        return bicubic, bic_scores, None, None
-    pred = model(lr, device, args.amp, args.tile)
-    return bicubic, bic_scores, to_rgb_image(pred, bicubic), score(pred, hr, scale)
+def _summary(evaluations: list[Evaluation]) -> dict:
+    rows = [_row(e) for e in evaluations]
+    summary = {"rows": rows, "bicubic_mean": mean_scores([r["bicubic"] for r in rows])}
+    if evaluations[0].model is not None:
+        summary["model_mean"] = mean_scores([r["model"] for r in rows])
+    return summary
 
 
-def image_mode(args, model: Model | None, scale: int, device) -> dict:
-    hr = _ground_truth(args.image, scale)
-    bicubic, bic, result, scores = evaluate_one(hr, scale, model, args, device)
-    stem, name = args.image.stem, model.arch if model else "bicubic"
-    out = args.out_dir
-    save_image(out / f"{stem}_bicubic_x{scale}.png", bicubic)
-    print(f"{args.image.name} x{scale} (PSNR/SSIM on Y, crop {scale})")
-    print(f"  bicubic  {_fmt(bic)}")
-    panels = [(bicubic, f"bicubic x{scale}\n{bic['psnr']:.2f} dB / {bic['ssim']:.4f}")]
-    if model:
-        save_image(out / f"{stem}_{name}_x{scale}.png", result)
-        print(f"  {name:<8} {_fmt(scores)}")
-        panels.append((result, f"{name} x{scale}\n{scores['psnr']:.2f} dB / {scores['ssim']:.4f}"))
-    panels.append((hr, "ground truth\nPSNR / SSIM on Y"))
-    compare = out / f"{stem}_compare_x{scale}.png"
-    save_image(compare, side_by_side(panels))
-    print(f"wrote {out / f'{stem}_bicubic_x{scale}.png'}" + (f", {out / f'{stem}_{name}_x{scale}.png'}" if model else "") + f", {compare}")
-    row = {"image": stem, "bicubic": bic, **({"model": scores} if model else {})}
-    return _summary([row], model)
+def _setting(args, scale: int) -> str:
+    """What was measured, for the printed titles."""
+    text = f"PSNR (dB) / SSIM on Y{' rounded as MATLAB' if args.protocol == 'matlab' else ''}, border {scale} px cropped"
+    return text + (f", LR JPEG q{args.jpeg}" if args.jpeg is not None else "")
 
 
-def upscale_mode(args, model: Model | None, device) -> None:
-    lr = load_rgb(args.image)
-    if model is None:
-        result, name, scale = upscale(lr, args.scale), "bicubic", args.scale
-    else:
-        scale, name = model.scale, model.arch
-        pred = model(lr, device, args.amp, args.tile)
-        result = to_rgb_image(pred, upscale(lr, scale) if pred.shape[0] == 1 else None)
-    output = args.output or Path(f"{args.image.stem}_{name}_x{scale}.png")
-    save_image(output, result)
-    print(f"wrote {output}: {lr.shape[1]}x{lr.shape[0]} -> {result.shape[1]}x{result.shape[0]} ({name} x{scale})")
-
-
-def dataset_mode(args, model: Model | None, scale: int, device) -> dict:
-    name, files = resolve_images(args.dataset, data_root(args.data_root))
-    label = model.arch if model else "bicubic"
-    rows = []
+def image_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
+    files = find_images(args.image)
+    name = upscaler.arch if upscaler else "bicubic"
+    evaluations = []
     for path in files:
-        _, bic, _, scores = evaluate_one(_ground_truth(path, scale), scale, model, args, device)
-        rows.append({"image": path.stem, "bicubic": bic, **({"model": scores} if model else {})})
-    rgb = model is not None and "psnr_rgb" in rows[0]["model"]
-    print(f"{name} x{scale}: PSNR (dB) / SSIM on Y, border {scale} px cropped"
-          + (f"; {label} also on RGB" if rgb else "") + (f"; weights {model.path}" if model else ""))
+        e = evaluate_image(path, scale, upscaler, args.protocol, args.jpeg)
+        evaluations.append(e)
+        stem, out, bic = path.stem, args.out_dir, e.bicubic.scores
+        written = [out / f"{stem}_bicubic_x{scale}.png"]
+        save_image(written[0], e.bicubic.image)
+        print(f"{path.name} x{scale} ({_setting(args, scale)})")
+        print(f"  bicubic  {_fmt(bic)}")
+        panels = [(e.bicubic.image, f"bicubic x{scale}\n{bic['psnr']:.2f} dB / {bic['ssim']:.4f}")]
+        if e.model:
+            written.append(out / f"{stem}_{name}_x{scale}.png")
+            save_image(written[-1], e.model.image)
+            print(f"  {name:<8} {_fmt(e.model.scores)}")
+            panels.append((e.model.image, f"{name} x{scale}\n{e.model.scores['psnr']:.2f} dB / {e.model.scores['ssim']:.4f}"))
+        panels.append((e.hr, "ground truth\nPSNR / SSIM on Y"))
+        written.append(out / f"{stem}_compare_x{scale}.png")
+        save_image(written[-1], side_by_side(panels))
+        print(f"wrote {', '.join(map(str, written))}")
+    return _summary(evaluations)
+
+
+def dataset_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
+    name, files = resolve_images(args.dataset, data_root(args.data_root))
+    label = upscaler.arch if upscaler else "bicubic"
+    summary = _summary([evaluate_image(path, scale, upscaler, args.protocol, args.jpeg) for path in files])
+    rows = summary["rows"]
+    rgb = upscaler is not None and "psnr_rgb" in rows[0]["model"]
+    precision = f"; {upscaler.precision.name}" if upscaler and upscaler.precision.enabled else ""
+    print(f"{name} x{scale}: {_setting(args, scale)}" + (f"; {label} also on RGB" if rgb else "")
+          + (f"; weights {upscaler.path}" if upscaler else "") + precision)
     width = max(len(r["image"]) for r in rows + [{"image": "image"}]) + 2
-    header = f"{'image':<{width}}{'bicubic':<20}" + (f"{label:<20}" if model else "") + ("RGB" if rgb else "")
-    print(header)
-    summary = _summary(rows, model)
+    print(f"{'image':<{width}}{'bicubic':<20}" + (f"{label:<20}" if upscaler else "") + ("RGB" if rgb else ""))
     for r in rows + [{"image": "mean", "bicubic": summary["bicubic_mean"], "model": summary.get("model_mean")}]:
         line = f"{r['image']:<{width}}{r['bicubic']['psnr']:>6.2f} / {r['bicubic']['ssim']:.4f}     "
-        if model:
+        if upscaler:
             m = r["model"]
             line += f"{m['psnr']:>6.2f} / {m['ssim']:.4f}     " + (f"{m['psnr_rgb']:>6.2f} / {m['ssim_rgb']:.4f}" if rgb else "")
         print(line.rstrip())
     return summary
 
 
-def _mean(rows: list[dict], key: str) -> dict:
-    fields = rows[0][key].keys()
-    return {f: float(np.mean([r[key][f] for r in rows])) for f in fields}
-
-
-def _summary(rows: list[dict], model: Model | None) -> dict:
-    summary = {"rows": rows, "bicubic_mean": _mean(rows, "bicubic")}
-    if model:
-        summary["model_mean"] = _mean(rows, "model")
-    return summary
-
-
-def write_json(path: Path, summary: dict, rows_source: str, model: Model | None, scale: int) -> None:
+def write_json(path: Path, summary: dict, args, upscaler: Upscaler | None, scale: int) -> None:
     main = summary.get("model_mean", summary["bicubic_mean"])
     bic = summary["bicubic_mean"]
     doc = {"psnr": main["psnr"], "ssim": main["ssim"], "bicubic_psnr": bic["psnr"], "bicubic_ssim": bic["ssim"],
-           "scale": scale, "model": model.arch if model else "bicubic", "weights": str(model.path) if model else None,
-           "source": rows_source, "protocol": f"Y (BT.601), border {scale} px cropped, MATLAB bicubic degradation, 8-bit"}
+           "scale": scale, "model": upscaler.arch if upscaler else "bicubic",
+           "weights": str(upscaler.path) if upscaler else None,
+           "source": args.dataset or ", ".join(args.image),
+           "protocol": args.protocol, "jpeg": args.jpeg,
+           "precision": upscaler.precision.name if upscaler else "fp32",
+           "protocol_details": f"Y (BT.601, {'rounded as MATLAB rgb2ycbcr' if args.protocol == 'matlab' else 'unrounded'}), "
+                               f"border {scale} px cropped, MATLAB bicubic degradation, 8-bit"
+                               + (f", then JPEG quality {args.jpeg} (Pillow)" if args.jpeg is not None else "")}
     for k in ("psnr_rgb", "ssim_rgb"):
         if k in main:
             doc[k] = main[k]
     doc["images"] = summary["rows"]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
-def main(args) -> dict | None:
-    if args.upscale and args.image is None:
-        raise UserError("--upscale works on one --image")
+def main(args) -> dict | list[Path]:
+    """Scores (a summary dict) for --dataset/--image; the written files for --upscale."""
     device = select_device(args.device)
-    model = None
-    if args.bicubic:
-        if args.scale is None:
-            raise UserError("--bicubic needs --scale")
-    else:
-        weights = args.weights
-        if weights is None:
-            if not args.upscale:
-                raise UserError("give --weights CHECKPOINT (or a shipped name), or --bicubic --scale N")
-            weights = DEFAULT_WEIGHTS
-        model = Model(resolve_weights(weights), device)
-        if args.scale is not None and args.scale != model.scale:
-            raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{model.scale}")
-    scale = model.scale if model else args.scale
-    if args.upscale:
-        upscale_mode(args, model, device)
-        return None
-    summary = image_mode(args, model, scale, device) if args.image else dataset_mode(args, model, scale, device)
+    if args.upscale is not None:
+        return upscale_mode(args, device)
+    if args.image is None and args.dataset is None:
+        raise UserError("give --dataset, --image or --upscale (see --help)")
+    # A measurement is exact fp32 unless --amp asks for bf16.
+    upscaler = load_upscaler(args, device, bool(args.amp), enlarging=False)
+    scale = upscaler.scale if upscaler else args.scale
+    summary = image_mode(args, upscaler, scale) if args.image else dataset_mode(args, upscaler, scale)
     if args.json:
-        write_json(args.json, summary, str(args.image or args.dataset), model, scale)
+        write_json(args.json, summary, args, upscaler, scale)
     return summary
 
 

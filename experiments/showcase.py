@@ -1,32 +1,29 @@
 """Score the shipped weights and draw the comparison figures for the README.
 
-    SR_DATA=../shared/datasets python experiments/showcase.py
+    SR_DATA=../shared/datasets python -m experiments.showcase     # from the repository root
 
-Every shipped checkpoint in weights/ is scored with eval.py on Set5, Set14 and BSDS100 at
-its scale (the standard protocol); the scores go into experiments/weights.md (beside
-bicubic and the published numbers) and into each weights/<name>.json. The figures are
-crops: bicubic | our models | ground truth.
+Every shipped checkpoint in weights/ is scored on Set5, Set14 and BSDS100 at its scale
+(the standard protocol, fp32, through ``sr.inference`` as eval.py scores); the scores go
+into experiments/weights.md (beside bicubic and the published numbers) and into each
+weights/<name>.json. The figures are crops: bicubic | our models | ground truth.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from sr.atomic import atomic_write_text
+from sr.datasets import data_root, resolve_images
+from sr.degradation import mod_crop, upscale
+from sr.evaluation import degrade
+from sr.figures import side_by_side
+from sr.images import load_rgb, save_image
+from sr.inference import Upscaler, evaluate_image, mean_scores
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import eval as eval_script  # noqa: E402
-from sr.datasets import data_root  # noqa: E402
-from sr.degradation import downscale, mod_crop, upscale  # noqa: E402
-from sr.evaluation import to_rgb_image  # noqa: E402
-from sr.figures import side_by_side  # noqa: E402
-from sr.images import load_rgb, save_image  # noqa: E402
-
 SETS = ("Set5", "Set14", "BSDS100")
 # Published PSNR on Y, crop = scale (SPEC); None where the paper gives none.
 PUBLISHED = {
@@ -41,10 +38,12 @@ PUBLISHED = {
 FIGURES = ROOT / "experiments" / "figures"
 
 
-def score(weights: str | None, dataset: str, scale: int) -> dict:
-    argv = ["--dataset", dataset, "--device", "cpu"] + (["--weights", weights] if weights else ["--bicubic", "--scale", str(scale)])
-    summary = eval_script.main(eval_script.parse_args(argv))
-    return summary.get("model_mean", summary["bicubic_mean"])
+def score(weights: Path | None, dataset: str, scale: int) -> dict:
+    """Mean scores of a checkpoint (or bicubic, for None) on a set, as eval.py --dataset gives them."""
+    upscaler = Upscaler.load(weights, "cpu", amp=False) if weights else None
+    _, files = resolve_images(dataset, data_root())
+    evaluations = [evaluate_image(path, scale, upscaler) for path in files]
+    return mean_scores([(e.model or e.bicubic).scores for e in evaluations])
 
 
 def table(shipped: list[Path]) -> str:
@@ -59,9 +58,9 @@ def table(shipped: list[Path]) -> str:
             recipe = json.loads(recipe_path.read_text())
             if recipe["scale"] != scale:
                 continue
-            scores = {s: score(str(path), s, scale) for s in SETS}
+            scores = {s: score(path, s, scale) for s in SETS}
             recipe["scores"] = scores
-            recipe_path.write_text(json.dumps(recipe, indent=2) + "\n")
+            atomic_write_text(recipe_path, json.dumps(recipe, indent=2) + "\n")
             cells = " | ".join(f"**{scores[s]['psnr']:.2f}** / {scores[s]['ssim']:.4f}" for s in SETS)
             lines.append(f"| ×{scale} | **ours: `{path.stem}`** ({recipe['arch']}) | {cells} |")
     return "\n".join(lines)
@@ -70,7 +69,7 @@ def table(shipped: list[Path]) -> str:
 def crop_figure(image: Path, scale: int, names: list[str], box: tuple[int, int, int], out: Path, zoom: int = 2) -> None:
     """bicubic | each model | ground truth, on one crop (top, left, size in HR pixels), enlarged by ``zoom``."""
     hr = mod_crop(load_rgb(image), scale)
-    lr = downscale(hr, scale)
+    lr = degrade(hr, scale)
     bicubic = upscale(lr, scale)
     top, left, size = box
 
@@ -79,13 +78,10 @@ def crop_figure(image: Path, scale: int, names: list[str], box: tuple[int, int, 
         return np.repeat(np.repeat(part, zoom, axis=0), zoom, axis=1)  # nearest: pixels stay visible
 
     panels = [(cut(bicubic), f"bicubic x{scale}")]
-    device = torch.device("cpu")
     for name in names:
-        model = eval_script.Model(eval_script.resolve_weights(name), device)
-        pred = model(lr, device, False, None)
-        panels.append((cut(to_rgb_image(pred, bicubic)), f"{name}"))
+        result = Upscaler.load(name, "cpu", amp=False).score(lr, hr).image
+        panels.append((cut(result), f"{name}"))
     panels.append((cut(hr), "ground truth"))
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_image(out, side_by_side(panels, font_size=15))
     print(f"wrote {out}")
 
@@ -93,9 +89,9 @@ def crop_figure(image: Path, scale: int, names: list[str], box: tuple[int, int, 
 def main() -> None:
     shipped = sorted((ROOT / "weights").glob("*.pth"))
     text = ["# Shipped weights under the standard protocol", "",
-            "Written by `python experiments/showcase.py`: PSNR (dB) / SSIM on Y, border = scale, MATLAB bicubic "
-            "degradation, each checkpoint scored by eval.py.", "", table(shipped), ""]
-    (ROOT / "experiments" / "weights.md").write_text("\n".join(text) + "\n")
+            "Written by `python -m experiments.showcase`: PSNR (dB) / SSIM on Y, border = scale, MATLAB bicubic "
+            "degradation, each checkpoint scored as eval.py scores it.", "", table(shipped), ""]
+    atomic_write_text(ROOT / "experiments" / "weights.md", "\n".join(text) + "\n")
     print("\n".join(text))
     root = data_root()
     names = {p.stem for p in shipped}

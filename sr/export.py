@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -23,29 +22,13 @@ from sr.atomic import atomic_path
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.cli import ArgumentParser, positive_int, run
 from sr.errors import UserError
+from sr.inference import resolve_weights
 from sr.models import COLORS
 from sr.onnx_runtime import FORMAT, INPUT, OUTPUT, require
 from sr.tiling import receptive_radius
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_OPSET = 17  # the TorchScript exporter's default; onnxruntime >= 1.14 runs it
 CHECK_TOLERANCE = 1e-3  # fp32 graphs agree to ~1e-6; the promise to users is 1/255
-
-
-def _resolve_weights(spec: str) -> Path:
-    """A checkpoint path, or the name of a shipped one (``fsrcnn_x3`` -> weights/fsrcnn_x3.pth).
-
-    The same rule as eval.py's ``resolve_weights``.
-    """
-    path = Path(spec)
-    if path.is_file():
-        return path
-    shipped = WEIGHTS_DIR / (spec if spec.endswith(".pth") else f"{spec}.pth")
-    if os.sep not in spec and shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in WEIGHTS_DIR.glob("*.pth"))
-    known = f" (shipped: {', '.join(names)})" if names else ""
-    raise UserError(f"{spec}: no such checkpoint file or shipped weights{known}")
 
 
 def export_onnx(checkpoint_path: str | Path, output_path: str | Path, opset: int = DEFAULT_OPSET) -> dict[str, str]:
@@ -116,7 +99,7 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(args) -> Path:
-    checkpoint = _resolve_weights(args.weights)
+    checkpoint = resolve_weights(args.weights)
     output = args.output or Path(f"{checkpoint.stem}.onnx")
     meta = export_onnx(checkpoint, output, args.opset)
     print(f"{output}: {meta['arch']} x{meta['scale']} {meta['color']} {meta['layout']}, opset {args.opset}, "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sr.atomic import atomic_path
 from sr.errors import UserError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
@@ -65,12 +68,13 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
 
 def save_image(path: str | Path, rgb: np.ndarray) -> None:
-    """Write (H, W, 3) or (H, W) uint8; the format follows the file's extension."""
+    """Write (H, W, 3) or (H, W) uint8 atomically; the format follows the file's extension."""
     path = Path(path)
+    img = Image.fromarray(rgb)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgb).save(path)
-    except (OSError, ValueError) as exc:
+        with atomic_path(path) as tmp:  # a failed write leaves the old file as it was; OSError -> UserError
+            img.save(tmp)
+    except ValueError as exc:  # e.g. an extension Pillow has no writer for
         raise UserError(f"{path}: cannot write image ({exc})") from None
 
 
@@ -83,3 +87,25 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise UserError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return files
+
+
+def find_images(specs: Iterable[str | Path]) -> list[Path]:
+    """Files named by each spec, in order, each once: a file (whatever its extension), a
+    folder (its image files, as ``list_images``) or a glob pattern (the files it matches).
+
+    Raises UserError for a spec that names nothing, so a typo fails before any work.
+    """
+    found: dict[Path, Path] = {}  # resolved -> as given
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            files = list_images(path)
+        elif path.exists():
+            files = [path]
+        else:
+            files = sorted(Path(p) for p in glob.glob(str(spec)) if Path(p).is_file())
+            if not files:
+                raise UserError(f"{spec}: no such file or folder, and no file matches it as a pattern")
+        for file in files:
+            found.setdefault(file.resolve(), file)
+    return list(found.values())

@@ -32,7 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from sr.atomic import atomic_path
 from sr.errors import UserError
-from sr.imresize import _resize_axis0
+from sr.imresize import imresize
 
 # Output formats: canonical name -> Pillow's format name. Keys of EXTENSIONS are what
 # --format and the output file's extension may say.
@@ -215,18 +215,6 @@ def read_photo(path: str | Path) -> Photo:
 # ----------------------------------------------------------------------------- enlarging
 
 
-def resize_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """MATLAB ``imresize(img, [height width])``: bicubic, antialiased when shrinking, float64,
-    unrounded. As MATLAB does for a size, each axis uses its own scale (out / in), so the
-    output is exactly height x width."""
-    out = np.asarray(img, dtype=np.float64)
-    if out.shape[0] != height:
-        out = _resize_axis0(out, height, height / out.shape[0], True)
-    if out.shape[1] != width:
-        out = _resize_axis0(out.swapaxes(0, 1), width, width / out.shape[1], True).swapaxes(0, 1)
-    return np.ascontiguousarray(out)
-
-
 def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Give fully transparent pixels (alpha == 0) the colour of their visible neighbours.
 
@@ -308,16 +296,16 @@ def enlarge_photo(
     big = model(rgb)
     if photo.grey:
         big = big.mean(axis=2)  # (H*s, W*s); resized on one plane, then replicated again
-    big = np.clip(resize_to(big, out_h, out_w), 0, 255)
+    big = np.clip(imresize(big, size=(out_h, out_w)), 0, 255)
     if photo.grey:
         big = np.repeat(big[..., None], 3, axis=2)
 
     alpha = None
     if photo.alpha is not None:
         if alpha_upsampler == "model":
-            alpha = resize_to(model(np.repeat(photo.alpha[..., None], 3, axis=2)).mean(axis=2), out_h, out_w)
+            alpha = imresize(model(np.repeat(photo.alpha[..., None], 3, axis=2)).mean(axis=2), size=(out_h, out_w))
         else:
-            alpha = resize_to(photo.alpha, out_h, out_w)  # one bicubic from the original, not two
+            alpha = imresize(photo.alpha, size=(out_h, out_w))  # one bicubic from the original, not two
         alpha = np.clip(alpha, 0, 255)
     return replace(photo, rgb=big, alpha=alpha, notes=list(photo.notes))
 

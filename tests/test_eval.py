@@ -9,8 +9,12 @@ from PIL import Image
 
 import eval as eval_script
 from sr.checkpoint import save_checkpoint
+from sr.cli import run
 from sr.errors import UserError
+from sr.degradation import downscale
+from sr.evaluation import bicubic_score, ground_truth
 from sr.models import create_model
+from sr.realistic import jpeg_degrade
 from tests.conftest import ROOT, smooth_image
 
 
@@ -94,7 +98,7 @@ def test_bad_requests_are_refused(tmp_path, photo):
     with pytest.raises(UserError, match="no such file"):
         _eval("--weights", weights, "--image", tmp_path / "nope.png")
     (tmp_path / "afile").write_text("")
-    with pytest.raises(UserError, match="cannot write image"):
+    with pytest.raises(UserError, match="cannot write"):
         _eval("--weights", weights, "--image", photo, "--out-dir", tmp_path / "afile" / "out")
     (tmp_path / "plain.pth").write_bytes(b"not torch")
     with pytest.raises(UserError, match="not a readable PyTorch checkpoint"):
@@ -113,3 +117,151 @@ def test_cli_failures_are_one_line_without_a_traceback(tmp_path, photo):
         result = subprocess.run([sys.executable, "eval.py", *argv], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------- enlarging many images
+
+
+def _folder_of_kinds(folder):
+    """RGB, RGBA, grey, 16-bit grey and a broken file, as the enlarger issue lists them."""
+    rng = np.random.default_rng(7)
+    folder.mkdir()
+    Image.fromarray(smooth_image(rng, 20, 24)).save(folder / "rgb.png")
+    rgba = np.dstack([smooth_image(rng, 20, 24), np.tile(np.linspace(0, 255, 24, dtype=np.uint8), (20, 1))])
+    Image.fromarray(rgba).save(folder / "rgba.png")
+    Image.fromarray(smooth_image(rng, 20, 24)[..., 1]).save(folder / "grey.png")
+    grey16 = (smooth_image(rng, 20, 24)[..., 0].astype(np.uint16) * 257 + rng.integers(0, 257, (20, 24))).astype(np.uint16)
+    Image.fromarray(grey16).save(folder / "grey16.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return folder
+
+
+def test_upscale_over_a_folder_keeps_each_kind_and_reports_the_broken_file(tmp_path, capsys):
+    """The enlarger issue's acceptance: four images of the inputs' modes and depths, the broken one named, exit 2."""
+    folder = _folder_of_kinds(tmp_path / "in")
+    argv = ["--weights", "fsrcnn_x2", "--upscale", str(folder), "--out-dir", str(tmp_path / "out"), "--device", "cpu"]
+    assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert f"skipped {folder / 'broken.png'}: " in err and "1 of 5 images failed" in err.splitlines()[-1]
+    modes = {}
+    for path in sorted((tmp_path / "out").iterdir()):
+        with Image.open(path) as img:
+            modes[path.name] = (img.mode, img.size)
+    assert modes == {"rgb_fsrcnn-paper_x2.png": ("RGB", (48, 40)), "rgba_fsrcnn-paper_x2.png": ("RGBA", (48, 40)),
+                     "grey_fsrcnn-paper_x2.png": ("L", (48, 40)), "grey16_fsrcnn-paper_x2.png": ("I;16", (48, 40))}
+    big16 = np.asarray(Image.open(tmp_path / "out" / "grey16_fsrcnn-paper_x2.png"))
+    assert (big16 % 257 != 0).mean() > 0.5  # 16-bit values, not an 8-bit image stretched to 16 bits
+
+
+def test_upscale_takes_files_folders_patterns_and_repeated_images(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "b.jpg", "c.webp", "d.bmp"):
+        Image.fromarray(smooth_image(rng, 16, 18)).save(folder / name)
+    weights = _checkpoint(tmp_path / "w.pth", "fsrcnn-paper", 2)
+    out = tmp_path / "out"
+    written = _eval("--weights", weights, "--upscale", folder / "a.png", str(folder / "*.jpg"), "--image", folder / "c.webp",
+                    "--image", folder, "--out-dir", out)  # c.webp and a.png twice: each enlarged once
+    names = sorted(p.name for p in written)
+    assert names == ["a_fsrcnn-paper_x2.png", "b_fsrcnn-paper_x2.jpg", "c_fsrcnn-paper_x2.webp", "d_fsrcnn-paper_x2.png"]
+    assert sorted(p.name for p in out.iterdir()) == names  # jpg stays jpg; bmp, which is not written here, becomes png
+    assert Image.open(out / "b_fsrcnn-paper_x2.jpg").format == "JPEG"
+    assert "enlarging" in capsys.readouterr().err  # the progress bar
+
+    # --format and --quality; --outscale names the final factor and gives its size
+    _eval("--weights", weights, "--image", folder / "a.png", "--upscale", "--out-dir", out, "--format", "webp",
+          "--quality", "30", "--outscale", "3.5")
+    with Image.open(out / "a_fsrcnn-paper_x3.5.webp") as img:
+        assert img.format == "WEBP" and img.size == (63, 56)  # round(18 * 3.5), round(16 * 3.5)
+
+    with pytest.raises(UserError, match="--output names one file, but the inputs hold 4 images"):
+        _eval("--weights", weights, "--upscale", folder, "--output", tmp_path / "x.png")
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(other / "a.png")
+    with pytest.raises(UserError, match="would both be written to"):  # refused before any work
+        _eval("--weights", weights, "--upscale", folder / "a.png", other / "a.png", "--out-dir", out)
+    with pytest.raises(UserError, match="no file matches it as a pattern"):
+        _eval("--weights", weights, "--upscale", str(folder / "*.tiff"))
+
+
+def test_an_input_is_never_overwritten(tmp_path, capsys):
+    weights = _checkpoint(tmp_path / "w.pth", "fsrcnn-paper", 2)
+    Image.fromarray(np.full((10, 10, 3), 90, dtype=np.uint8)).save(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    argv = ["--weights", str(weights), "--image", str(tmp_path / "a.png"), "--upscale", "--output", str(tmp_path / "a.png"),
+            "--device", "cpu"]
+    assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+    assert "never overwritten" in capsys.readouterr().err
+    assert (tmp_path / "a.png").read_bytes() == before
+
+
+def test_a_failed_image_write_leaves_the_old_file_intact(tmp_path, monkeypatch, photo):
+    """Issue 13: every file eval.py writes is replaced atomically, so a crash mid-write keeps the old one."""
+    weights = _checkpoint(tmp_path / "w.pth", "fsrcnn-paper", 3)
+    out = tmp_path / "big.png"
+    out.write_bytes(b"the old result")
+    real_save = Image.Image.save
+
+    def save_then_fail(self, fp, *args, **kwargs):
+        real_save(self, fp, *args, **kwargs)
+        with open(fp, "r+b") as f:  # half the data is on disk when the "crash" comes
+            f.truncate(100)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", save_then_fail)
+    with pytest.raises(UserError, match="1 of 1 images failed"):
+        _eval("--weights", weights, "--image", photo, "--upscale", "--output", out)
+    assert out.read_bytes() == b"the old result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png", "w.pth"]  # no temporary file left
+
+    (tmp_path / "scores").mkdir()
+    old = tmp_path / "scores" / "photo_bicubic_x3.png"
+    old.write_bytes(b"old picture")
+    with pytest.raises(UserError, match="No space left"):
+        _eval("--weights", weights, "--image", photo, "--out-dir", tmp_path / "scores")
+    assert old.read_bytes() == b"old picture" and len(list((tmp_path / "scores").iterdir())) == 1
+
+
+# ---------------------------------------------------------------------- scoring options
+
+
+def test_jpeg_degrades_the_lr_of_model_and_bicubic_and_is_recorded(tmp_path, photo):
+    weights = _checkpoint(tmp_path / "w.pth", "fsrcnn-paper", 3)
+    clean = _eval("--weights", weights, "--image", photo, "--out-dir", tmp_path)
+    jpeg = _eval("--weights", weights, "--image", photo, "--out-dir", tmp_path, "--jpeg", "20", "--json", tmp_path / "j.json")
+    hr = ground_truth(photo, 3)
+    expected = bicubic_score(jpeg_degrade(downscale(hr, 3), 20), hr, 3).scores
+    assert jpeg["bicubic_mean"]["psnr"] == pytest.approx(expected["psnr"], abs=1e-9)
+    assert jpeg["bicubic_mean"]["psnr"] < clean["bicubic_mean"]["psnr"] - 0.5
+    assert jpeg["model_mean"]["psnr"] != clean["model_mean"]["psnr"]
+    doc = json.loads((tmp_path / "j.json").read_text())
+    assert (doc["jpeg"], doc["protocol"], doc["precision"]) == (20, "basicsr", "fp32")
+
+
+def test_matlab_protocol_rounds_y_and_is_recorded(tmp_path, image_folders):
+    weights = _checkpoint(tmp_path / "w.pth", "srresnet-noin", 2)
+    runs = {p: _eval("--weights", weights, "--dataset", image_folders["eval"], "--protocol", p, "--json", tmp_path / f"{p}.json")
+            for p in ("basicsr", "matlab")}
+    basicsr, matlab = runs["basicsr"]["model_mean"], runs["matlab"]["model_mean"]
+    assert 0 < abs(basicsr["psnr"] - matlab["psnr"]) < 0.2
+    assert basicsr["psnr_rgb"] == matlab["psnr_rgb"]  # RGB scores do not depend on how Y is taken
+    assert json.loads((tmp_path / "matlab.json").read_text())["protocol"] == "matlab"
+
+
+def test_scoring_is_fp32_unless_asked_and_enlarging_follows_the_hardware(tmp_path, photo, monkeypatch):
+    import sr.precision
+
+    monkeypatch.setattr(sr.precision, "cpu_has_native_bf16", lambda: True)  # as on an AMX Xeon
+    weights = _checkpoint(tmp_path / "w.pth", "fsrcnn-paper", 3)
+    for extra, expected in (([], "fp32"), (["--amp"], "bf16")):
+        _eval("--weights", weights, "--image", photo, "--out-dir", tmp_path, "--json", tmp_path / "s.json", *extra)
+        assert json.loads((tmp_path / "s.json").read_text())["precision"] == expected
+    seen = []
+    real = eval_script.Upscaler.load
+    monkeypatch.setattr(eval_script.Upscaler, "load", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    for extra in ([], ["--no-amp"]):
+        _eval("--weights", weights, "--image", photo, "--upscale", "--output", tmp_path / "big.png", *extra)
+    assert [u.precision.name for u in seen] == ["bf16", "fp32"]
+    assert seen[0].precision.chosen_by == "hardware"

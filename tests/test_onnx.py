@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+import eval as eval_script
 from sr.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from sr.cli import run
 from sr.errors import UserError
@@ -150,3 +152,33 @@ def test_missing_extra_names_the_install_command(monkeypatch, tmp_path):
         OnnxModel(tmp_path / "x.onnx")
     with pytest.raises(UserError, match=r'pip install -e "\.\[onnx\]"'):
         export_onnx(ROOT / "weights" / "srcnn_x2.pth", tmp_path / "x.onnx")
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("photo") / "photo.png"
+    Image.fromarray(smooth_image(np.random.default_rng(4), 30, 34)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_eval_enlarges_with_an_onnx_file_as_with_the_checkpoint(exported, name, photo, tmp_path):
+    """The enlarger issue's acceptance: eval.py --weights x.onnx gives the PyTorch (fp32) image within 1/255."""
+    onnx_path = exported[name][2].path
+    common = ["--image", str(photo), "--upscale", "--device", "cpu"]
+    eval_script.main(eval_script.parse_args(["--weights", str(onnx_path), *common, "--output", str(tmp_path / "onnx.png")]))
+    eval_script.main(eval_script.parse_args(["--weights", name, "--no-amp", *common, "--output", str(tmp_path / "torch.png")]))
+    got, ref = (np.asarray(Image.open(tmp_path / f)).astype(int) for f in ("onnx.png", "torch.png"))
+    scale = exported[name][1]["scale"]
+    assert got.shape == ref.shape == (30 * scale, 34 * scale, 3)
+    assert np.abs(got - ref).max() <= 1
+
+
+def test_eval_scores_an_onnx_file_and_refuses_amp_for_it(exported, image_folders):
+    onnx_path = exported["fsrcnn_x3"][2].path
+    argv = ["--dataset", str(image_folders["eval"]), "--device", "cpu"]
+    onnx = eval_script.main(eval_script.parse_args(["--weights", str(onnx_path), *argv]))
+    torch_ = eval_script.main(eval_script.parse_args(["--weights", "fsrcnn_x3", *argv]))
+    assert onnx["model_mean"]["psnr"] == pytest.approx(torch_["model_mean"]["psnr"], abs=1e-3)
+    with pytest.raises(UserError, match="ONNX model runs in fp32"):
+        eval_script.main(eval_script.parse_args(["--weights", str(onnx_path), "--amp", *argv]))

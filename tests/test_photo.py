@@ -7,7 +7,7 @@ from PIL import Image
 
 from sr.errors import UserError
 from sr.imresize import imresize
-from sr.photo import Photo, enlarge_photo, fill_transparent, read_photo, resize_to, write_photo
+from sr.photo import Photo, enlarge_photo, fill_transparent, read_photo, write_photo
 
 RNG = np.random.default_rng(0)
 
@@ -232,7 +232,11 @@ def test_outscale_gives_the_exact_size():
         enlarge_photo(photo, bicubic, 2, outscale=1)
 
 
-def test_resize_to_is_matlab_imresize():
+def test_imresize_to_a_size_is_matlab_imresize():
     img = RNG.uniform(0, 255, (10, 14, 3))
-    assert np.allclose(resize_to(img, 30, 42), imresize(img, 3))
-    assert np.allclose(resize_to(img, 5, 7), imresize(img, 0.5))
+    assert np.array_equal(imresize(img, size=(30, 42)), imresize(img, 3))
+    assert np.array_equal(imresize(img, size=(5, 7)), imresize(img, 0.5))
+    assert np.array_equal(imresize(img, size=(10, 28))[:, :, 0], imresize(img[:, :, 0], size=(10, 28)))
+    assert np.array_equal(imresize(img, size=(10, 14)), img)  # nothing to resize: left as it is
+    with pytest.raises(ValueError, match="either scale or size"):
+        imresize(img, 2, size=(20, 28))

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import eval as eval_script
+from sr.inference import DEFAULT_WEIGHTS, Upscaler
 from tests.conftest import ROOT
 
 SHIPPED = sorted((ROOT / "weights").glob("*.pth"))
@@ -19,12 +20,12 @@ def recipe_of(path):
 def test_the_weights_the_issue_asks_for_are_shipped():
     names = {p.stem for p in SHIPPED}
     assert {"fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4"} <= names
-    assert eval_script.DEFAULT_WEIGHTS in names
+    assert DEFAULT_WEIGHTS in names
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_weights_describe_themselves(path):
-    model = eval_script.Model(path, eval_script.select_device("cpu"))
+    model = Upscaler.load(path, "cpu")
     recipe = recipe_of(path)
     assert path.stem == f"{path.stem.split('_x')[0]}_x{model.scale}"
     assert (recipe["arch"], recipe["scale"], recipe["color"]) == (model.arch, model.scale, model.color)
@@ -52,7 +53,7 @@ def test_upscale_without_weights_uses_the_default_and_keeps_colour(tmp_path):
     out = tmp_path / "big.png"
     eval_script.main(eval_script.parse_args(["--image", str(tmp_path / "photo.png"), "--upscale", "--output", str(out),
                                              "--device", "cpu"]))
-    scale = recipe_of(ROOT / "weights" / f"{eval_script.DEFAULT_WEIGHTS}.pth")["scale"]
+    scale = recipe_of(ROOT / "weights" / f"{DEFAULT_WEIGHTS}.pth")["scale"]
     with Image.open(out) as result:
         assert result.mode == "RGB" and result.size == (30 * scale, 24 * scale)
         enlarged = np.asarray(result)

@@ -4,8 +4,10 @@ import torch
 from PIL import Image
 
 import eval as eval_script
+import sr.inference
 from sr.checkpoint import save_checkpoint
 from sr.evaluation import quantize
+from sr.inference import Upscaler
 from sr.models import MODELS, create_model
 from sr.tiling import plan_tiles, receptive_radius, tiled_forward
 from tests.conftest import smooth_image
@@ -66,7 +68,7 @@ def test_eval_tile_flag_gives_the_untiled_picture(tmp_path):
     Image.fromarray(smooth_image(np.random.default_rng(2), 41, 53)).save(tmp_path / "in.png")
     for tile, name in ((None, "whole.png"), (16, "tiled.png")):
         argv = ["--weights", str(tmp_path / "w.pth"), "--image", str(tmp_path / "in.png"), "--upscale",
-                "--output", str(tmp_path / name), "--device", "cpu"] + (["--tile", str(tile)] if tile else [])
+                "--output", str(tmp_path / name), "--device", "cpu", "--no-amp"] + (["--tile", str(tile)] if tile else [])
         eval_script.main(eval_script.parse_args(argv))
     whole = np.asarray(Image.open(tmp_path / "whole.png")).astype(int)
     tiled = np.asarray(Image.open(tmp_path / "tiled.png")).astype(int)
@@ -79,14 +81,27 @@ def test_large_inputs_are_tiled_automatically(tmp_path, monkeypatch):
                                              layout="lr-hr", model=model.state_dict()))
     Image.fromarray(smooth_image(np.random.default_rng(3), 40, 40)).save(tmp_path / "in.png")
     calls = []
-    real = eval_script.super_resolve
-    monkeypatch.setattr(eval_script, "super_resolve", lambda *a: calls.append(a[-1]) or real(*a))
-    monkeypatch.setattr(eval_script, "AUTO_TILE_ABOVE", 30 * 30)
-    monkeypatch.setattr(eval_script, "AUTO_TILE", 16)
-    argv = ["--weights", str(tmp_path / "w.pth"), "--image", str(tmp_path / "in.png"), "--upscale", "--device", "cpu"]
+    real = sr.inference.predict
+    monkeypatch.setattr(sr.inference, "predict", lambda *a: calls.append(a[5]) or real(*a))
+    monkeypatch.setattr(sr.inference, "AUTO_TILE_ABOVE", 30 * 30)
+    monkeypatch.setattr(sr.inference, "AUTO_TILE", 16)
+    argv = ["--weights", str(tmp_path / "w.pth"), "--image", str(tmp_path / "in.png"), "--upscale", "--device", "cpu",
+            "--no-amp"]
     eval_script.main(eval_script.parse_args([*argv, "--output", str(tmp_path / "auto.png")]))
     eval_script.main(eval_script.parse_args([*argv, "--output", str(tmp_path / "whole.png"), "--tile", "1000"]))
     assert calls == [16, 1000]
     auto = np.asarray(Image.open(tmp_path / "auto.png")).astype(int)
     whole = np.asarray(Image.open(tmp_path / "whole.png")).astype(int)
     assert np.abs(auto - whole).max() <= 1
+
+
+def test_the_auto_tile_limit_counts_lr_pixels_for_every_layout(monkeypatch):
+    """A pre-upsampled model's input is scale^2 larger than the LR; the limit is on the LR."""
+    monkeypatch.setattr(sr.inference, "AUTO_TILE_ABOVE", 30 * 30)
+    calls = []
+    monkeypatch.setattr(sr.inference, "predict", lambda *a: calls.append(a[5]))
+    net, _ = create_model("srcnn", 3)
+    up = Upscaler(net.eval(), arch="srcnn", scale=3, color="y", layout="upsampled")
+    up.run(np.zeros((1, 90, 90)))  # LR 30x30: at the limit
+    up.run(np.zeros((1, 93, 93)))  # LR 31x31: over it
+    assert calls == [None, sr.inference.AUTO_TILE]

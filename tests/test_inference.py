@@ -1,0 +1,153 @@
+"""sr.inference: one loaded model that enlarges photos (from float input) and scores images."""
+
+import ast
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from sr.checkpoint import load_checkpoint, model_from_checkpoint
+from sr.color import rgb_to_y
+from sr.errors import UserError
+from sr.evaluation import score, super_resolve, to_rgb_image
+from sr.degradation import downscale, mod_crop, upscale
+from sr.imresize import imresize
+from sr.inference import Upscaler, evaluate_image, resolve_weights, shipped_names
+from sr.photo import read_photo
+from tests.conftest import ROOT, smooth_image
+
+RNG = np.random.default_rng(0)
+
+
+class Recorder(nn.Module):
+    """A stand-in network: records its input and enlarges by nearest neighbour (``factor``)."""
+
+    def __init__(self, factor: int):
+        super().__init__()
+        self.factor, self.seen = factor, []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return x.repeat_interleave(self.factor, dim=-2).repeat_interleave(self.factor, dim=-1)
+
+
+def test_weights_resolve_by_path_or_shipped_name(tmp_path):
+    assert resolve_weights("fsrcnn_x3") == ROOT / "weights" / "fsrcnn_x3.pth"
+    assert resolve_weights("fsrcnn_x3.pth") == ROOT / "weights" / "fsrcnn_x3.pth"
+    assert resolve_weights(ROOT / "weights" / "srcnn_x2.pth") == ROOT / "weights" / "srcnn_x2.pth"
+    assert "srresnet_x4" in shipped_names()
+    with pytest.raises(UserError, match=r"nope_x3: no such checkpoint file or shipped weights \(shipped: fsrcnn_x2, "):
+        resolve_weights("nope_x3")
+    with pytest.raises(UserError, match="no such checkpoint file or shipped weights$"):
+        resolve_weights("fsrcnn_x3", weights_dir=tmp_path)  # an empty weights folder names none
+
+
+def test_load_knows_the_checkpoint_and_the_precision():
+    up = Upscaler.load("fsrcnn_x3", "cpu", amp=False)
+    assert (up.arch, up.scale, up.color, up.layout, up.model_scale) == ("fsrcnn-paper", 3, "y", "lr-hr", 3)
+    assert up.precision.name == "fp32" and up.precision.channels_last
+    assert up.describe().startswith("fsrcnn-paper x3 (y, lr-hr) from ") and "fp32" in up.describe()
+    assert Upscaler.load("srcnn_x2", "cpu", amp=True).precision.name == "bf16"
+
+
+def test_the_protocol_path_is_the_training_path():
+    """Upscaler.score gives what training's evaluation (super_resolve + score) gives."""
+    hr = mod_crop(smooth_image(RNG, 50, 44), 3)
+    lr = downscale(hr, 3)
+    for name in ("srcnn_x3", "fsrcnn_x3"):
+        state = load_checkpoint(ROOT / "weights" / f"{name}.pth")
+        net = model_from_checkpoint(state)
+        pred = super_resolve(net, lr, 3, state["layout"], state["color"], torch.device("cpu"))
+        result = Upscaler.load(name, "cpu", amp=False).score(lr, hr)
+        assert result.scores == pytest.approx(score(pred, hr, 3), abs=1e-6)
+        assert np.abs(result.image.astype(int) - to_rgb_image(pred, upscale(lr, 3))).max() <= 1
+
+
+def test_enlarge_computes_from_float_input_for_upsampled_y_models():
+    """Pre-upsampling and Y stay unrounded; the colour is the model's Y with bicubic chroma."""
+    net = Recorder(1)
+    up = Upscaler(net, arch="fake", scale=2, color="y", layout="upsampled")
+    rgb = RNG.uniform(0, 255, (9, 7, 3))
+    big = up.enlarge(rgb)
+    bicubic = imresize(rgb, 2)
+    (seen,) = net.seen
+    assert seen.shape == (1, 1, 18, 14) and seen.dtype == torch.float32
+    assert np.allclose(seen[0, 0].numpy(), rgb_to_y(bicubic) / 255, atol=1e-6)
+    assert np.abs(seen.numpy() * 255 - np.round(seen.numpy() * 255)).max() > 0.1  # not 8-bit levels
+    # The identity "model" gives back bicubic's own Y, so the picture is the bicubic enlargement.
+    assert np.allclose(big, np.clip(bicubic, 0, 255), atol=1e-3)
+
+
+def test_enlarge_rgb_lr_hr_models_and_sixteen_bit_photos(tmp_path):
+    up = Upscaler(Recorder(2), arch="fake", scale=2, color="rgb", layout="lr-hr")
+    rgb = RNG.uniform(0, 255, (5, 6, 3))
+    assert np.allclose(up.enlarge(rgb), rgb.repeat(2, axis=0).repeat(2, axis=1), atol=1e-4)
+    values = (40000 + RNG.integers(0, 200, (6, 5))).astype(np.uint16)  # neighbours closer than one 8-bit step
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    big = up.enlarge_photo(read_photo(tmp_path / "g16.png"))
+    assert big.bits == 16 and big.grey
+    assert np.array_equal(np.round(big.rgb[..., 0] / 255 * 65535), values.repeat(2, axis=0).repeat(2, axis=1))
+
+
+def test_bicubic_upscaler_resizes_once():
+    up = Upscaler.bicubic(3)
+    rgb = RNG.uniform(0, 255, (8, 10, 3))
+    assert np.array_equal(up.enlarge(rgb), np.clip(imresize(rgb, 3), 0, 255))
+    from sr.photo import Photo
+
+    big = up.enlarge_photo(Photo(rgb=rgb), outscale=2.5)
+    assert np.array_equal(big.rgb, np.clip(imresize(rgb, size=(20, 25)), 0, 255))
+    with pytest.raises(ValueError, match="no network"):
+        up.run(np.zeros((3, 4, 4)))
+
+
+def test_evaluate_image_scores_both_and_checks_the_scale(tmp_path):
+    Image.fromarray(smooth_image(RNG, 40, 42)).save(tmp_path / "gt.png")
+    up = Upscaler.load("fsrcnn_x2", "cpu", amp=False)
+    e = evaluate_image(tmp_path / "gt.png", 2, up, protocol="matlab")
+    assert e.hr.shape == (40, 42, 3) and e.model.image.shape == (40, 42, 3)
+    assert e.model.scores["psnr"] > e.bicubic.scores["psnr"]
+    assert evaluate_image(tmp_path / "gt.png", 2, up, jpeg=30).bicubic.scores["psnr"] < e.bicubic.scores["psnr"] - 1
+    assert evaluate_image(tmp_path / "gt.png", 2).model is None
+    with pytest.raises(ValueError, match="x2, asked to evaluate at x3"):
+        evaluate_image(tmp_path / "gt.png", 3, up)
+
+
+@pytest.mark.parametrize("path", ["experiments/showcase.py", "bench/bench_infer.py"])
+def test_experiments_and_benches_import_only_the_package(path):
+    tree = ast.parse((ROOT / path).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"eval", "train_srcnn", "train_srgan", "prepare_h5"}
+    assert "sys.path" not in (ROOT / path).read_text()
+
+
+@pytest.mark.parametrize("name,scale", [("fsrcnn-paper", 2), ("fsrcnn-paper", 3), ("fsrcnn-paper", 4), ("fsrcnn-paper", 8),
+                                        ("fsrcnn", 3), ("srresnet-noin", 2), ("srresnet-noin", 4), ("srresnet-noin", 8),
+                                        ("srresnet", 4)])
+def test_for_inference_is_the_same_function(name, scale):
+    """The sub-pixel rewrites change speed, not results (and FSRCNN's tiles agree with its new margin)."""
+    import copy
+
+    from sr.models import create_model
+    from sr.tiling import receptive_radius, tiled_forward
+    from sr.inference import for_inference
+
+    torch.manual_seed(0)
+    net, kwargs = create_model(name, scale)
+    for m in net.modules():
+        if isinstance(m, nn.InstanceNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    fast = for_inference(copy.deepcopy(net))
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in fast.modules())
+    x = torch.rand(2, kwargs["channels"], 23, 17)
+    with torch.no_grad():
+        ref, got = net(x), fast(x)
+    assert got.shape == ref.shape and (got - ref).abs().max().item() < 1e-5
+    assert receptive_radius(fast) <= receptive_radius(net)
+    if name.startswith("fsrcnn"):  # the rewritten deconv reports a tighter margin: tiles must still agree
+        tiled = tiled_forward(fast, x[:1], scale if name == "fsrcnn-paper" else 1, tile=5)
+        assert (tiled - ref[:1]).abs().max().item() < 1e-4
