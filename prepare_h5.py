@@ -96,6 +96,8 @@ def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
         if overlap:
             raise UserError(f"--eval-images shares {len(overlap)} image(s) with the training images, e.g. {sorted(overlap)[0].name}")
     else:
+        if args.val_images == 0:
+            raise UserError("--val-images 0 holds no image out: name a validation set with --eval-images")
         val_name, val_files = name + VALIDATION_SUFFIX, held_out(files, args.val_images)
         files = [f for f in files if f not in set(val_files)]
     if args.max_images:
