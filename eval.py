@@ -27,12 +27,12 @@ from tqdm import tqdm
 
 from sr.atomic import atomic_write_text
 from sr.cli import ArgumentParser, positive_int, run, scale_type
-from sr.datasets import data_root, resolve_images
+from sr.data.sets import data_root, resolve_images
 from sr.distributed import select_device
 from sr.errors import UserError
-from sr.evaluation import PROTOCOLS
+from sr.protocol import PROTOCOLS
 from sr.figures import side_by_side
-from sr.images import find_images, save_image
+from sr.data.images import find_images, save_image
 from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, WEIGHTS_DIR, Evaluation, Upscaler, evaluate_image,
                           mean_scores)
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo

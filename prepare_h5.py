@@ -19,13 +19,13 @@ import numpy as np
 from tqdm import tqdm
 
 from sr.cli import ArgumentParser, non_negative_int, positive_int, run, scale_type
-from sr.data import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, PatchWriter, default_h5_path, default_patch, held_out
-from sr.datasets import data_root, resolve_images
-from sr.degradation import downscale, mod_crop, model_input, to_planes
+from sr.data.h5 import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, PatchWriter, default_h5_path, default_patch, held_out
+from sr.data.sets import data_root, resolve_images
+from sr.data.degradation import downscale, mod_crop, model_input, to_planes
 from sr.errors import UserError
-from sr.images import load_rgb
+from sr.data.images import load_rgb
 from sr.models import COLORS, LAYOUTS
-from sr.patches import dihedral, patch_pairs
+from sr.data.patches import dihedral, patch_pairs
 
 DEGRADATION = "matlab-bicubic-antialias, lr rounded to uint8"
 

@@ -1,4 +1,4 @@
-"""Speed of sr/realistic.py on one CPU thread, what one DataLoader worker gets: degrade_batch
+"""Speed of sr/data/realistic.py on one CPU thread, what one DataLoader worker gets: degrade_batch
 alone, and DegradedPatches[indices] (a batch read from an in-memory patch file, degraded, as
 training gets it), for batches of 64 HR patches of 100 px at x4 with the default settings.
 
@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr.data import PatchDataset, PatchWriter
-from sr.datasets import data_root, resolve_images
-from sr.degradation import downscale, mod_crop, to_planes
+from sr.data.h5 import PatchDataset, PatchWriter
+from sr.data.sets import data_root, resolve_images
+from sr.data.degradation import downscale, mod_crop, to_planes
 from sr.errors import UserError
-from sr.images import load_rgb
-from sr.patches import patch_pairs
-from sr.realistic import DEFAULTS, DegradedPatches, degrade_batch
+from sr.data.images import load_rgb
+from sr.data.patches import patch_pairs
+from sr.data.degraded_patches import DegradedPatches
+from sr.data.realistic import DEFAULTS, degrade_batch
 
 
 def cpu_name() -> str:

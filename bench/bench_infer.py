@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
-from sr.degradation import model_input
+from sr.data.degradation import model_input
 from sr.inference import Upscaler, resolve_weights
 from sr.precision import choose_precision, cpu_has_native_bf16
 

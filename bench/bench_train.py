@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sr.data import default_patch
+from sr.data.h5 import default_patch
 from sr.models import MODELS, create_model
 from sr.precision import choose_precision, cpu_has_native_bf16
 

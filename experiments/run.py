@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sr.data import DEFAULT_SETS, default_h5_path
+from sr.data.h5 import DEFAULT_SETS, default_h5_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = ROOT / "experiments" / "runs"

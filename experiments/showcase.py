@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from sr.atomic import atomic_write_text
-from sr.datasets import data_root, resolve_images
-from sr.degradation import mod_crop, upscale
-from sr.evaluation import degrade
+from sr.data.sets import data_root, resolve_images
+from sr.data.degradation import mod_crop, upscale
+from sr.protocol import degrade
 from sr.figures import side_by_side
-from sr.images import load_rgb, save_image
+from sr.data.images import load_rgb, save_image
 from sr.inference import Upscaler, evaluate_image, mean_scores
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from sr.atomic import atomic_path
 from sr.cli import ArgumentParser, non_negative_int, run
-from sr.datasets import SOURCES, data_root
+from sr.data.sets import SOURCES, data_root
 from sr.errors import Interrupted, UserError
 
 MANIFEST = Path(__file__).with_name("sources.tsv")

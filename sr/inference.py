@@ -26,14 +26,15 @@ from torch import nn
 
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.color import rgb_to_ycbcr, ycbcr_to_rgb
-from sr.degradation import model_input, upscale
+from sr.data.degradation import model_input, upscale
 from sr.errors import UserError
-from sr.evaluation import Scored, bicubic_score, degrade, ground_truth, predict, score, to_rgb_image
+from sr.protocol import Scored, bicubic_score, degrade, ground_truth, predict, score, to_rgb_image
 from sr.imresize import imresize
 from sr.models.fsrcnn import FSRCNN
 from sr.models.srresnet import SRResNet
 from sr.onnx_runtime import OnnxModel
-from sr.photo import Photo, enlarge_photo
+from sr.photo import Photo
+from sr.photo_enlarge import enlarge_photo
 from sr.precision import Precision, choose_precision
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -274,7 +275,7 @@ class Upscaler:
         return np.clip(big, 0, 255, out=big)
 
     def enlarge_photo(self, photo: Photo, outscale: float | None = None, alpha_upsampler: str = "bicubic") -> Photo:
-        """``sr.photo.enlarge_photo`` with this model: alpha, grey and 16-bit kept; then MATLAB
+        """``sr.photo_enlarge.enlarge_photo`` with this model: alpha, grey and 16-bit kept; then MATLAB
         bicubic to ``outscale`` (None: the model's scale)."""
         if self.net is None:  # one bicubic straight to the final size, not two
             return enlarge_photo(photo, lambda rgb: rgb, 1, outscale or self.scale, alpha_upsampler)

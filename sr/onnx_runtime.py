@@ -4,7 +4,7 @@
 ``metadata_props`` (FORMAT tag, arch, model_kwargs, scale, color, layout, plus the
 receptive radius that tiling needs). ``OnnxModel`` reads it back and is called like the
 network: (N, C, h, w) float tensor in [0, 1] -> (N, C, H, W) tensor, so
-``sr.evaluation.predict`` and ``sr.tiling.tiled_forward`` take it as they take the .pth's model.
+``sr.protocol.predict`` and ``sr.tiling.tiled_forward`` take it as they take the .pth's model.
 
 onnx and onnxruntime are the optional extra ``pip install -e ".[onnx]"``; nothing here
 imports them until it is used.

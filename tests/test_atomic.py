@@ -15,7 +15,7 @@ import torch
 import sr.atomic
 from sr.atomic import AtomicFile, atomic_path, atomic_write_bytes, atomic_write_text
 from sr.checkpoint import load_checkpoint, save_checkpoint
-from sr.data import EvalWriter, PatchWriter, read_attrs
+from sr.data.h5 import EvalWriter, PatchWriter, read_attrs
 from sr.errors import UserError
 from sr.models import create_model
 

@@ -11,10 +11,10 @@ import eval as eval_script
 from sr.checkpoint import save_checkpoint
 from sr.cli import run
 from sr.errors import UserError
-from sr.degradation import downscale
-from sr.evaluation import bicubic_score, ground_truth
+from sr.data.degradation import downscale
+from sr.protocol import bicubic_score, ground_truth
 from sr.models import create_model
-from sr.realistic import jpeg_degrade
+from sr.data.realistic import jpeg_degrade
 from tests.conftest import ROOT, smooth_image
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from sr import fetch
-from sr.datasets import resolve_images
+from sr.data.sets import resolve_images
 from sr.errors import Interrupted, UserError
 
 ROOT = Path(__file__).resolve().parent.parent

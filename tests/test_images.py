@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from sr.errors import UserError
-from sr.images import list_images, load_rgb
+from sr.data.images import list_images, load_rgb
 
 GREY = np.arange(0, 240, dtype=np.uint8).reshape(12, 20)
 

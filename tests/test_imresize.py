@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sr.degradation import downscale, mod_crop, upscale
+from sr.data.degradation import downscale, mod_crop, upscale
 from sr.imresize import imresize
 
 # MATLAB's bicubic (a = -0.5) taps for a x2 enlargement: samples sit 0.25 and 0.75 px from

@@ -11,8 +11,8 @@ from torch import nn
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.color import rgb_to_y
 from sr.errors import UserError
-from sr.evaluation import score, super_resolve, to_rgb_image
-from sr.degradation import downscale, mod_crop, upscale
+from sr.protocol import score, super_resolve, to_rgb_image
+from sr.data.degradation import downscale, mod_crop, upscale
 from sr.imresize import imresize
 from sr.inference import Upscaler, evaluate_image, resolve_weights, shipped_names
 from sr.photo import read_photo

@@ -12,7 +12,7 @@ import eval as eval_script
 from sr.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from sr.cli import run
 from sr.errors import UserError
-from sr.evaluation import super_resolve
+from sr.protocol import super_resolve
 from sr.export import export_onnx, main, parse_args
 from sr.models import create_model
 from sr.tiling import receptive_radius, tiled_forward

@@ -7,7 +7,8 @@ from PIL import Image
 
 from sr.errors import UserError
 from sr.imresize import imresize
-from sr.photo import Photo, enlarge_photo, fill_transparent, read_photo, write_photo
+from sr.photo import Photo, read_photo, write_photo
+from sr.photo_enlarge import enlarge_photo, fill_transparent
 
 RNG = np.random.default_rng(0)
 

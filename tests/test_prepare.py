@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import prepare_h5
-from sr.data import PatchDataset, held_out
-from sr.degradation import downscale, mod_crop, to_planes
+from sr.data.h5 import PatchDataset, held_out
+from sr.data.degradation import downscale, mod_crop, to_planes
 from sr.errors import UserError
-from sr.images import load_rgb, list_images
+from sr.data.images import load_rgb, list_images
 from tests.conftest import ROOT, make_h5
 
 

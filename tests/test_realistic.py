@@ -11,13 +11,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import make_h5, smooth_image
-from sr.data import PatchDataset, check_fits
-from sr.degradation import downscale, to_planes
+from sr.data.h5 import PatchDataset, check_fits
+from sr.data.degradation import downscale, to_planes
+from sr.data.degraded_patches import DegradedPatches
 from sr.errors import UserError
-from sr.realistic import (
+from sr.data.realistic import (
     DEFAULTS,
     DegradationSettings,
-    DegradedPatches,
     add_degradation_args,
     degrade_batch,
     gaussian_kernels,

@@ -6,7 +6,7 @@ from PIL import Image
 import eval as eval_script
 import sr.inference
 from sr.checkpoint import save_checkpoint
-from sr.evaluation import quantize
+from sr.protocol import quantize
 from sr.inference import Upscaler
 from sr.models import MODELS, create_model
 from sr.tiling import plan_tiles, receptive_radius, tiled_forward

@@ -17,7 +17,7 @@ import sr.training.run_dir
 import train_srcnn
 from sr import distributed
 from sr.checkpoint import load_checkpoint, save_checkpoint
-from sr.data import PatchDataset
+from sr.data.h5 import PatchDataset
 from sr.errors import Interrupted, UserError
 from sr.models import create_model
 from sr.precision import choose_precision

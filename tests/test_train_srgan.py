@@ -8,7 +8,7 @@ import sr.training.gan
 import train_srgan
 from experiments import export_weights
 from sr.checkpoint import load_checkpoint
-from sr.data import PatchDataset
+from sr.data.h5 import PatchDataset
 from sr.errors import Interrupted, UserError
 from sr.models import Discriminator, create_model
 from sr.precision import choose_precision

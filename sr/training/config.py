@@ -20,12 +20,12 @@ from typing import Any, ClassVar
 from sr import distributed
 from sr.checkpoint import load_checkpoint
 from sr.cli import non_negative_int, positive_float, positive_int, scale_type
-from sr.data import DEFAULT_SETS, default_h5_path
+from sr.data.h5 import DEFAULT_SETS, default_h5_path
 from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES
 from sr.models import COLORS, MODELS
 from sr.precision import Precision, choose_precision
-from sr.realistic import DegradationSettings, add_degradation_args, settings_from_args
+from sr.data.realistic import DegradationSettings, add_degradation_args, settings_from_args
 
 
 def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str, scale: int | None, epochs: int,

@@ -15,9 +15,10 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
 
 from sr import distributed
-from sr.data import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
+from sr.data.h5 import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
 from sr.errors import UserError
-from sr.realistic import DegradationSettings, DegradedPatches
+from sr.data.degraded_patches import DegradedPatches
+from sr.data.realistic import DegradationSettings
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

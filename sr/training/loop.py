@@ -27,9 +27,9 @@ from torch import nn
 from tqdm import tqdm
 
 from sr import distributed
-from sr.data import EvalImage
+from sr.data.h5 import EvalImage
 from sr.errors import Interrupted, UserError
-from sr.evaluation import predict, score
+from sr.protocol import predict, score
 from sr.interrupts import deferred_interrupt
 from sr.training.config import RunConfig
 from sr.training.loader import DeviceBatches, LoaderBatches, TrainingData

@@ -23,11 +23,11 @@ import torch
 from torch import nn
 
 from sr.color import rgb_to_y_tensor, rgb_to_ycbcr, ycbcr_to_rgb
-from sr.degradation import downscale, mod_crop, model_input, to_uint8, upscale
+from sr.data.degradation import downscale, mod_crop, model_input, to_uint8, upscale
 from sr.errors import UserError
-from sr.images import load_rgb
+from sr.data.images import load_rgb
 from sr.metrics import psnr, ssim
-from sr.realistic import jpeg_degrade
+from sr.data.realistic import jpeg_degrade
 from sr.tiling import tiled_forward
 
 PROTOCOLS = ("basicsr", "matlab")

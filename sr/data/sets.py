@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from sr.errors import UserError
-from sr.images import list_images
+from sr.data.images import list_images
 
 # Where each public set comes from, for the message when it is missing.
 SOURCES = {
