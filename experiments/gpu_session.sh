@@ -9,6 +9,9 @@
 # scored on Set5/Set14/BSDS100 afterwards by eval.py. Each job sizes its epoch count to its
 # share of the budget from a one-epoch probe of the same settings, so every cosine schedule
 # ends at zero. SCALE_DOWN (default 1) divides the budgets, for a dry run on a CPU.
+# BUDGET_SECONDS is a hard deadline for the trainings: a job still running then is stopped
+# (its best.pth so far is kept), so the results are always packed. (The first session ran
+# without one: its degraded-data jobs ran past the call's limit and nothing came back.)
 # Output: OUT_DIR/runs.tar.gz (weights-only checkpoints, metrics.csv, args.json of every
 # run), OUT_DIR/log.txt.
 set -uo pipefail
@@ -20,7 +23,9 @@ mkdir -p "$out"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 log="$out/log.txt"
 start=$(date +%s)
+deadline=$(( start + budget / down ))
 say() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$log"; }
+left() { local l=$(( deadline - $(date +%s) )); echo $(( l > 1 ? l : 1 )); }
 py=python3
 dev="${DEVICE:-cuda}"
 threads="${JOB_THREADS:-1}"  # seven jobs and their loader workers share the machine's cores
@@ -54,14 +59,15 @@ fit() {
   shift 5
   local runs=runs/gpu
   rm -rf "$runs/$name.probe" "$runs/$name"
-  OMP_NUM_THREADS=$threads $py "$script" "$@" --epochs 1 --train "$plain" --device "$dev" --out "$runs/$name.probe" \
+  OMP_NUM_THREADS=$threads timeout "$(left)" $py "$script" "$@" --epochs 1 --train "$plain" --device "$dev" --out "$runs/$name.probe" \
     > "$out/$name.probe.log" 2>&1 || { say "$name probe failed"; tail -3 "$out/$name.probe.log" | tee -a "$log"; return 1; }
   local r n e
   r=$(rate "$runs/$name.probe")
   n=$(patches "$train")
-  e=$($py -c "print(max(1, int($seconds * $r / $n)))")
+  # The probe's epoch includes start-up and warm-up; the deadline catches what it misjudges.
+  e=$($py -c "print(max(1, int(min($seconds, $(left)) * $r / $n)))")
   say "$name: probe $r samples/s -> $e epochs of $n patches in ~${seconds}s"
-  OMP_NUM_THREADS=$threads $py "$script" "$@" --epochs "$e" --train "$train" --device "$dev" --out "$runs/$name" \
+  OMP_NUM_THREADS=$threads timeout -s INT "$(left)" $py "$script" "$@" --epochs "$e" --train "$train" --device "$dev" --out "$runs/$name" \
     > "$out/$name.log" 2>&1 || { say "$name failed"; tail -3 "$out/$name.log" | tee -a "$log"; return 1; }
   say "$name done: $(tail -1 "$runs/$name/metrics.csv")"
 }
