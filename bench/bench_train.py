@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sr.atomic import atomic_path
 from sr.data.h5 import default_patch
 from sr.models import MODELS, create_model
 from sr.precision import choose_precision, cpu_has_native_bf16
@@ -125,9 +126,10 @@ def run(cmd: list[str], env=None) -> float:
 
 def float32_copy(src: Path, dst: Path) -> None:
     """The plain trainer's input: the same patches as float32 in [0, 1]."""
-    with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
-        for key in ("lr", "hr"):
-            g.create_dataset(key, data=f[key][...].astype(np.float32) / 255.0)
+    with atomic_path(dst) as tmp:
+        with h5py.File(src, "r") as f, h5py.File(tmp, "w") as g:
+            for key in ("lr", "hr"):
+                g.create_dataset(key, data=f[key][...].astype(np.float32) / 255.0)
 
 
 def main() -> None:

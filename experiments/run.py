@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sr.atomic import atomic_path, atomic_write_text
 from sr.data.h5 import DEFAULT_SETS, default_h5_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +146,7 @@ def execute(run: Run, py: str, device: str) -> None:
     info["sessions"].append({"machine": where, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)),
                              "wall_seconds": round(time.time() - start, 1), "exit_code": result.returncode})
     out.mkdir(parents=True, exist_ok=True)
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
     if result.returncode != 0:
         raise SystemExit(f"{run.name} stopped with exit code {result.returncode}; run again to resume it")
 
@@ -227,7 +228,8 @@ def plot_groups() -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = PLOTS_DIR / f"{group}.png"
-        fig.savefig(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
         plt.close(fig)
         written.append(path)
     return written
@@ -250,7 +252,7 @@ def write_results() -> None:
                   f"{float(gan[-1]['ssim']):.4f} (last.pth) |", ""]
     for path in plot_groups():
         parts.append(f"![{path.stem}](plots/{path.name})")
-    RESULTS.write_text("\n".join(parts) + "\n")
+    atomic_write_text(RESULTS, "\n".join(parts) + "\n")
     print(f"wrote {RESULTS}")
 
 

@@ -217,3 +217,25 @@ def test_a_patch_file_hdf5_cannot_open_is_one_line_and_leaves_nothing(tmp_path, 
     with pytest.raises(UserError, match=r"^cannot write .*train\.h5: Permission denied$"):
         PatchWriter(tmp_path / "train.h5", (1, 4, 4), (1, 8, 8), ATTRS)
     assert _names(tmp_path) == []
+
+
+def test_a_metrics_row_that_fails_half_way_leaves_the_earlier_rows_intact(tmp_path, monkeypatch):
+    import csv
+
+    from sr.training import run_dir
+
+    run = run_dir.RunDir(tmp_path / "run", resuming=False)
+    run.begin({"arch": "srcnn"}, 0)
+    run.append_metrics({"epoch": 1, "loss": "0.5", "psnr": "30.0"})
+    before = run.metrics.read_text()
+
+    class HalfWriter(csv.DictWriter):
+        def writerow(self, row):
+            self.writer.writerow(["2", "0.4"])  # half a row reaches the temporary file...
+            raise OSError(28, "No space left on device")  # ...then the disk is full
+
+    monkeypatch.setattr(run_dir.csv, "DictWriter", HalfWriter)
+    with pytest.raises(UserError, match="cannot write .*metrics.csv: No space left on device"):
+        run.append_metrics({"epoch": 2, "loss": "0.4", "psnr": "30.5"})
+    assert run.metrics.read_text() == before
+    assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []

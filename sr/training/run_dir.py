@@ -69,8 +69,15 @@ class RunDir:
             writer.writerows(rows)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        with open(self.metrics, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+        """Add one row: the file is rewritten whole and renamed into place (a few KB), so a
+        crash never leaves half a row."""
+        text = self.metrics.read_text() if self.metrics.exists() else ""
+        with atomic_path(self.metrics) as tmp, open(tmp, "w", newline="") as f:
+            f.write(text)
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if not text:
+                writer.writeheader()
+            writer.writerow(row)
 
     def save(self, name: str, state: dict[str, Any]) -> Path:
         """Write a checkpoint, unless its weights or losses went NaN or infinite (then the run stops)."""
