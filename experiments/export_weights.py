@@ -21,6 +21,7 @@ from pathlib import Path
 
 import h5py
 
+from sr.data.realistic import DEFAULTS
 from sr.atomic import atomic_write_text
 from sr.checkpoint import load_checkpoint, save_checkpoint
 from sr.training.config import RunConfig
@@ -39,7 +40,14 @@ def command(args: dict) -> str:
         if value is None:
             continue
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
+        if key == "degradation":  # --degrade, and each --degrade-* flag that differs from its default
+            parts.append("--degrade")
+            defaults = DEFAULTS.to_dict()
+            for name, setting in value.items():
+                if setting != defaults.get(name):
+                    words = setting if isinstance(setting, list) else [setting]
+                    parts.append(f"--degrade-{name.replace('_', '-')} " + " ".join(map(str, words)))
+        elif isinstance(value, bool):
             parts.append(flag if value else f"--no-{key.replace('_', '-')}")
         else:
             parts.append(f"{flag} {value}")
@@ -76,15 +84,24 @@ def describe_run(run_dir: Path) -> dict:
     }
 
 
-def chain(run_dir: Path) -> list[Path]:
-    """This run and, first, the runs its --init (or, for the GAN phase, --generator) came from."""
+def chain(run_dir: Path) -> tuple[list[dict], list[Path]]:
+    """This run and, first, the runs its --init (or, for the GAN phase, --generator) came from.
+
+    Returns (the runs of shipped weights it started from, as their recipe lists them; the
+    run folders). A chain that reaches shipped weights (weights/<name>.pth) takes that
+    recipe's runs, since their run folders are not in the repository.
+    """
     runs = [run_dir]
     while True:
         args = json.loads((runs[0] / "args.json").read_text())
         init = args.get("init") or args.get("generator")
         if not init:
-            return runs
-        runs.insert(0, resolve(init).parent)
+            return [], runs
+        start = resolve(init)
+        recipe = start.with_suffix(".json")
+        if not (start.parent / "args.json").exists() and recipe.exists():
+            return json.loads(recipe.read_text())["runs"], runs
+        runs.insert(0, start.parent)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out_dir
     slim = {k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")}
     save_checkpoint(out / f"{args.name}.pth", dict(slim, model=weights, name=args.name))
-    runs = [describe_run(r) for r in chain(args.run)]
+    shipped, folders = chain(args.run)
+    runs = shipped + [describe_run(r) for r in folders]
     recipe = dict(name=args.name, **{k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")},
                   checkpoint=f"{args.run / args.checkpoint} (epoch {state['epoch']})",
                   weights_dtype="float16" if args.half else "float32", note=args.note, runs=runs,
