@@ -33,7 +33,7 @@ from sr.errors import UserError
 from sr.protocol import PROTOCOLS
 from sr.figures import side_by_side
 from sr.data.images import find_images, save_image
-from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, WEIGHTS_DIR, Evaluation, Upscaler, evaluate_image,
+from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, Evaluation, Upscaler, evaluate_image,
                           mean_scores)
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
 
@@ -116,8 +116,7 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool) -> Upscaler |
         return Upscaler.bicubic(args.scale) if enlarging else None
     if args.weights is None and not enlarging:
         raise UserError("give --weights CHECKPOINT (or a shipped name), or --bicubic --scale N")
-    # WEIGHTS_DIR is read here, at call time, so a test can point it at other shipped weights.
-    upscaler = Upscaler.load(args.weights or DEFAULT_WEIGHTS, device, amp, args.tile, weights_dir=WEIGHTS_DIR)
+    upscaler = Upscaler.load(args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
     if args.scale is not None and args.scale != upscaler.scale:
         raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
     return upscaler
