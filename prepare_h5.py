@@ -11,6 +11,7 @@ the "upsampled" layout stores that LR enlarged back by bicubic (what SRCNN reads
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,35 @@ def _source(files: list[Path], root: Path) -> str:
                      for f in folders)
 
 
+def _portable(path: Path | str, root: Path) -> str:
+    """A path as a recipe records it: relative to the data root or the working folder when under one."""
+    p = Path(path)
+    for base in (root, Path.cwd()):
+        if p.is_absolute() and p.resolve().is_relative_to(base.resolve()):
+            return str(p.resolve().relative_to(base.resolve()))
+    return str(p)
+
+
+def recorded_command(args, root: Path, output: Path, eval_output: Path) -> str:
+    """This call with every setting spelled out, as the files record it: a recipe replays it.
+
+    The data root is left out (it is the replaying machine's: $SR_DATA or --data-root).
+    """
+    words = ["python", "prepare_h5.py", "--scale", str(args.scale), "--layout", args.layout, "--color", args.color,
+             "--images", *(_portable(spec, root) for spec in args.images)]
+    if args.eval_images:
+        words += ["--eval-images", _portable(args.eval_images, root)]
+    elif args.val_images is not None:
+        words += ["--val-images", str(args.val_images)]
+    words += ["--patch-size", str(args.patch_size), "--stride", str(args.stride)]
+    if args.augment:
+        words.append("--augment")
+    if args.max_images:
+        words += ["--max-images", str(args.max_images)]
+    words += ["--output", _portable(output, root), "--eval-output", _portable(eval_output, root)]
+    return shlex.join(words)
+
+
 def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
     """(training name, training files, validation name, validation files), disjoint.
 
@@ -105,13 +135,14 @@ def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
     return name, files, val_name, val_files
 
 
-def write_training_file(args, root: Path, name: str, files: list[Path], held: list[Path]) -> dict:
-    output = args.output or default_h5_path(name, args.scale, args.layout, args.color)
+def write_training_file(args, root: Path, name: str, files: list[Path], held: list[Path], command: str) -> dict:
+    output = args.output
     lr_side = args.patch_size if args.layout == "upsampled" else args.patch_size // args.scale
     channels = COLORS[args.color]
     attrs = dict(kind="train", scale=args.scale, layout=args.layout, color=args.color, patch_size=args.patch_size,
                  stride=args.stride, augment=args.augment, degradation=DEGRADATION,
-                 source=_source(files, root), source_name=name, held_out=json.dumps([Path(f).name for f in held]))
+                 source=_source(files, root), source_name=name, held_out=json.dumps([Path(f).name for f in held]),
+                 command=command)
     writer = PatchWriter(output, (channels, lr_side, lr_side), (channels, args.patch_size, args.patch_size), attrs)
     used, skipped = 0, []
     try:
@@ -139,10 +170,10 @@ def write_training_file(args, root: Path, name: str, files: list[Path], held: li
                 hr=(channels, args.patch_size, args.patch_size))
 
 
-def write_eval_file(args, root: Path, name: str, files: list[Path]) -> dict:
-    output = args.eval_output or default_h5_path(name, args.scale, args.layout, args.color)
+def write_eval_file(args, root: Path, name: str, files: list[Path], command: str) -> dict:
+    output = args.eval_output
     attrs = dict(kind="eval", scale=args.scale, layout=args.layout, color=args.color, degradation=DEGRADATION,
-                 source=_source(files, root), source_name=name)
+                 source=_source(files, root), source_name=name, command=command)
     writer = EvalWriter(output, attrs)
     used = 0
     try:
@@ -172,8 +203,13 @@ def main(args) -> dict:
     root = data_root(args.data_root)
     start = time.perf_counter()
     name, files, val_name, val_files = choose_images(args, root)
-    train = write_training_file(args, root, name, files, [] if args.eval_images else val_files)
-    evaluation = write_eval_file(args, root, val_name, val_files)
+    args.output = args.output or default_h5_path(name, args.scale, args.layout, args.color)
+    args.eval_output = args.eval_output or default_h5_path(val_name, args.scale, args.layout, args.color)
+    if not args.eval_images:
+        args.val_images = len(val_files)  # the recorded command names the default's count
+    command = recorded_command(args, root, args.output, args.eval_output)
+    train = write_training_file(args, root, name, files, [] if args.eval_images else val_files, command)
+    evaluation = write_eval_file(args, root, val_name, val_files, command)
     seconds = time.perf_counter() - start
     size_mb = (train["path"].stat().st_size + evaluation["path"].stat().st_size) / 1e6
     print(f"wrote {train['path']}: {train['images']} images, {train['patches']} patches, "

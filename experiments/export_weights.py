@@ -66,22 +66,34 @@ def describe_run(run_dir: Path) -> dict:
     args = json.loads((run_dir / "args.json").read_text())
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    data = {}
-    train = resolve(args["train"])
-    if train.exists():
-        with h5py.File(train, "r") as f:
-            data = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items() if k != "kind"}
-            data["patches"] = int(f["lr"].shape[0])
-    return {
+    data, validation = h5_facts(args["train"]), h5_facts(args["eval"])
+    described = {
         "run": str(run_dir),
+        # The prepare_h5.py call that wrote both files; a replay runs it before the training command.
+        "prepare": data.pop("command", None),
         "command": command(args),
         "data": data,
+        "validation": {k: validation[k] for k in ("source_name", "images", "source") if k in validation},
         "epochs": len(rows),
         "seconds": round(sum(float(r["seconds"]) for r in rows), 1),
         "machine": args.get("machine", "?"),
         "per_epoch": [{"epoch": int(r["epoch"]), "psnr": float(r["psnr"]), "ssim": float(r["ssim"]),
                        "loss": float(r["loss"])} for r in rows],
     }
+    if described["prepare"] is None:
+        del described["prepare"]  # files written before prepare_h5.py recorded its call
+    return described
+
+
+def h5_facts(path: str | None) -> dict:
+    """The attributes prepare_h5.py wrote into a file (its settings, source, command), and its size."""
+    if not path or not resolve(path).exists():
+        return {}
+    with h5py.File(resolve(path), "r") as f:
+        facts = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items() if k != "kind"}
+        if "lr" in f and isinstance(f["lr"], h5py.Dataset):
+            facts["patches"] = int(f["lr"].shape[0])
+    return facts
 
 
 def chain(run_dir: Path) -> tuple[list[dict], list[Path]]:
@@ -104,6 +116,14 @@ def chain(run_dir: Path) -> tuple[list[dict], list[Path]]:
         runs.insert(0, start.parent)
 
 
+def chosen_by(checkpoint: str, run: dict) -> str:
+    """Which set picked the shipped epoch: the run's validation set for best.pth, none for last.pth."""
+    if Path(checkpoint).name == "last.pth":
+        return "the last epoch of a fixed schedule (no set chose it)"
+    validation = run.get("validation", {}).get("source_name", "the run's --eval set")
+    return f"the highest PSNR on {validation}, the run's validation set, over its epochs"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="the run folder")
@@ -122,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = shipped + [describe_run(r) for r in folders]
     recipe = dict(name=args.name, **{k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")},
                   checkpoint=f"{args.run / args.checkpoint} (epoch {state['epoch']})",
+                  chosen_by=chosen_by(args.checkpoint, runs[-1]),
                   weights_dtype="float16" if args.half else "float32", note=args.note, runs=runs,
                   total_seconds=round(sum(r["seconds"] for r in runs), 1))
     atomic_write_text(out / f"{args.name}.json", json.dumps(recipe, indent=2) + "\n")

@@ -3,12 +3,19 @@
     python -m experiments.run                    # all runs (skips finished ones, resumes cut ones), then results
     python -m experiments.run --only srcnn-loss-x2 fsrcnn-loss-x2
     python -m experiments.run --results-only     # rebuild experiments/results.md and the plots
+    python -m experiments.run --seeds 3 --only srcnn-loss-x3 fsrcnn-loss-x3   # the spread over seeds 0, 1, 2
     python -m experiments.run --list
 
 Each run trains with this project's own scripts into experiments/runs/<name>/ (metrics.csv,
 last.pth, best.pth, args.json, run_info.json). Results: experiments/results.md (our
 final-epoch PSNR beside the report's) and experiments/plots/<group>.png (PSNR per epoch;
 needs matplotlib: pip install -e ".[plots]").
+
+With --seeds N each chosen run is trained again with seeds 0..N-1 into
+experiments/runs/seeds/<name>_seed<k>/, on the current data files (training images with
+validation images held out), and its last epoch is then scored on the test set by eval.py
+(test_scores.json). results.md gives mean ± standard deviation per run, and the gap of each
+pair, so a conclusion resting on a small gap shows whether seeds agree on it.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sr.atomic import atomic_path, atomic_write_text
@@ -29,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = ROOT / "experiments" / "runs"
 PLOTS_DIR = ROOT / "experiments" / "plots"
 RESULTS = ROOT / "experiments" / "results.md"
+SEEDS_DIR = RUNS_DIR / "seeds"
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,22 @@ def epochs_done(out: Path) -> int:
         return 0
 
 
+def seeded(run: Run, seed: int) -> Run:
+    """The run again with another seed, in experiments/runs/seeds/ (its name keeps the seed)."""
+    return replace(run, name=f"seeds/{run.name}_seed{seed}", argv=run.argv + ("--seed", str(seed)))
+
+
+def score_on_test(run: Run, py: str) -> None:
+    """The last epoch's score on the group's test set, by eval.py, after training (chooses nothing)."""
+    out = RUNS_DIR / run.name
+    scores = out / "test_scores.json"
+    if scores.exists() or epochs_done(out) < run.epochs:
+        return
+    test_set = BICUBIC[run.data[0]][0]
+    subprocess.run([py, "eval.py", "--weights", str(out / "last.pth"), "--dataset", test_set, "--json", str(scores)],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
 def execute(run: Run, py: str, device: str) -> None:
     out = RUNS_DIR / run.name
     done = epochs_done(out)
@@ -183,6 +208,37 @@ def results_table() -> str:
         lines.append(f"{head} {float(last['psnr']):.2f} / {float(last['ssim']):.4f} | {best:.2f} | {where} "
                      f"| {_duration(seconds)} | {rate:,.0f} |")
     return "\n".join(lines)
+
+
+def seeds_table() -> str:
+    """Mean ± std over seeds of each seeded run's last-epoch test PSNR, and each pair's gap."""
+    rows = ["| group | run | seeds | test set | last-epoch PSNR per seed | mean ± std | gap to the group's first run, "
+            "per seed: mean ± std |", "|---|---|---|---|---|---|---|"]
+    found = False
+    for group in GROUPS:
+        runs = [r for r in RUNS if r.group == group]
+        psnrs = {r.name: seed_scores(r.name) for r in runs}
+        first = psnrs[runs[0].name]
+        for run in runs:
+            values = psnrs[run.name]
+            if len(values) < 2:
+                continue
+            found = True
+            shared = sorted(set(values) & set(first))
+            gaps = [values[s] - first[s] for s in shared]
+            gap = "—" if run is runs[0] or len(gaps) < 2 else f"{statistics.mean(gaps):+.3f} ± {statistics.stdev(gaps):.3f}"
+            rows.append(f"| {group} | {run.name} | {', '.join(map(str, sorted(values)))} | {BICUBIC[run.data[0]][0]} "
+                        f"| {' / '.join(f'{values[s]:.3f}' for s in sorted(values))} "
+                        f"| {statistics.mean(values.values()):.3f} ± {statistics.stdev(values.values()):.3f} | {gap} |")
+    return "\n".join(rows) if found else ""
+
+
+def seed_scores(name: str) -> dict[int, float]:
+    scores = {}
+    for path in sorted(SEEDS_DIR.glob(f"{name}_seed*/test_scores.json")):
+        seed = int(path.parent.name.rsplit("_seed", 1)[1])
+        scores[seed] = json.loads(path.read_text())["psnr"]
+    return scores
 
 
 def _fmt(x: float | None) -> str:
@@ -250,6 +306,14 @@ def write_results() -> None:
                   f"{max(float(r['psnr']) for r in pre):.2f} / {float(max(pre, key=lambda r: float(r['psnr']))['ssim']):.4f} (best.pth) |",
                   f"| SRGAN | {REPORT_SRGAN[0]:.2f} / {REPORT_SRGAN[1]:.4f} | {float(gan[-1]['psnr']):.2f} / "
                   f"{float(gan[-1]['ssim']):.4f} (last.pth) |", ""]
+    seeds = seeds_table()
+    if seeds:
+        parts += ["## Spread over seeds", "",
+                  "The runs above are one seed each. These were trained again with seeds 0, 1 and 2 "
+                  "(`python -m experiments.run --seeds 3 --only GROUP`) on the current data files: the training "
+                  "images with validation images held out, the per-epoch curve on those. Each last epoch was then "
+                  "scored on the test set by eval.py; nothing was chosen on it. Standard deviations are over seeds "
+                  "(n = 3, sample std).", "", seeds, ""]
     for path in plot_groups():
         parts.append(f"![{path.stem}](plots/{path.name})")
     atomic_write_text(RESULTS, "\n".join(parts) + "\n")
@@ -261,6 +325,8 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=GROUPS + [r.name for r in RUNS], help="groups or runs to do")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--results-only", action="store_true", help="only rebuild results.md and the plots")
+    p.add_argument("--seeds", type=int, default=0,
+                   help="train each chosen run with seeds 0..N-1 into experiments/runs/seeds/ and score its last epoch")
     p.add_argument("--list", action="store_true", help="list the groups and runs")
     args = p.parse_args()
     if args.list:
@@ -269,8 +335,12 @@ def main() -> None:
         return
     if not args.results_only:
         chosen = [r for r in RUNS if not args.only or r.group in args.only or r.name in args.only]
+        if args.seeds:
+            chosen = [seeded(r, seed) for r in chosen for seed in range(args.seeds)]
         for run in chosen:
             execute(run, sys.executable, args.device)
+            if args.seeds:
+                score_on_test(run, sys.executable)
     write_results()
 
 

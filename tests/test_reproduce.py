@@ -1,0 +1,69 @@
+"""experiments/reproduce.py replays a recipe from prepare_h5.py to the export, with no machine's paths."""
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments import reproduce
+
+ROOT = Path(__file__).resolve().parent.parent
+RETRAINED = ("fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4", "srcnn_x2", "srcnn_x3", "srcnn_x4")
+
+
+def python(args: list[str], cwd: Path, data_root: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "SR_DATA": str(data_root), "OMP_NUM_THREADS": "1"}
+    script = args[0] if args[0] == "-m" else str(ROOT / args[0])
+    subprocess.run([sys.executable, script, *args[1:]], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def test_a_replayed_recipe_gives_the_same_weights(tmp_path, data_root):
+    # A two-run chain like the shipped FSRCNNs (x3, then x4 from it) on two T91 images, trained,
+    # exported, then replayed from its recipe alone in another folder.
+    first = tmp_path / "first"
+    first.mkdir()
+    for scale in (3, 4):
+        python(["prepare_h5.py", "--scale", str(scale), "--layout", "lr-hr", "--max-images", "2"], first, data_root)
+    common = ["--arch", "fsrcnn-paper", "--loss", "l1", "--epochs", "2", "--batch-size", "64", "--no-amp"]
+    python(["train_srcnn.py", *common, "--scale", "3", "--out", "runs/a"], first, data_root)
+    python(["train_srcnn.py", *common, "--scale", "4", "--init", "runs/a/best.pth", "--out", "runs/b"], first, data_root)
+    python(["-m", "experiments.export_weights", "runs/b", "--name", "toy", "--out-dir", "weights"], first, data_root)
+    recipe = json.loads((first / "weights" / "toy.json").read_text())
+    assert [r["prepare"].split("--scale ")[1][0] for r in recipe["runs"]] == ["3", "4"]
+    assert "T91-val" == recipe["runs"][-1]["validation"]["source_name"] and "T91-val" in recipe["chosen_by"]
+    assert str(tmp_path) not in json.dumps(recipe)  # nothing of this machine's folders
+
+    replay = tmp_path / "replay"
+    reproduce.main(reproduce.parse_args([str(first / "weights" / "toy.json"), "--out-dir", str(replay),
+                                         "--data-root", str(data_root), "--keep-precision"]))
+    original = torch.load(first / "weights" / "toy.pth", weights_only=True)["model"]
+    replayed = torch.load(replay / "weights" / "toy.pth", weights_only=True)["model"]
+    assert original.keys() == replayed.keys()
+    assert all(torch.equal(original[k], replayed[k]) for k in original)
+    assert [r["command"] for r in json.loads((replay / "weights" / "toy.json").read_text())["runs"]] == \
+        [r["command"] for r in recipe["runs"]]
+
+
+@pytest.mark.parametrize("name", RETRAINED)
+def test_shipped_recipes_replay_with_relative_paths_only(name, capsys):
+    reproduce.main(reproduce.parse_args([str(ROOT / "weights" / f"{name}.json"), "--dry-run", "--epochs-scale", "0.01"]))
+    steps = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+    assert steps[0][1] == "prepare_h5.py" and steps[-1][2] == "experiments.export_weights"
+    for step in steps:
+        assert not any(word.startswith("/") for word in step), step
+        if "--epochs" in step:
+            assert step[step.index("--epochs") + 1] == "1"
+        assert "--amp" not in step and "--no-amp" not in step
+
+
+def test_a_recipe_without_its_data_steps_is_refused_in_one_line(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"name": "old", "checkpoint": "runs/x/last.pth (epoch 1)",
+                               "runs": [{"command": "python train_srcnn.py --arch srcnn"}]}))
+    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", str(old)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "do not record the prepare_h5.py call" in result.stderr and "Traceback" not in result.stderr
