@@ -37,6 +37,14 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
     assert np.array_equal(rgb[..., 1], GREY)
 
 
+def test_a_dark_sixteen_bit_grey_stays_dark(tmp_path):
+    values = np.full((8, 8), 200, dtype=np.uint16)  # under 8-bit full scale, but a 16-bit file: 200/65535 is near black
+    Image.fromarray(values).save(tmp_path / "dark16.png")
+    with Image.open(tmp_path / "dark16.png") as img:
+        assert img.mode == "I;16"
+    assert load_rgb(tmp_path / "dark16.png").max() == 1  # round(200 / 65535 * 255), not 200
+
+
 def test_transparency_is_composited_over_white(tmp_path):
     rgba = np.zeros((4, 4, 4), dtype=np.uint8)
     rgba[..., 0] = 200  # red where opaque; the stored colour of transparent pixels is ignored
@@ -77,6 +85,7 @@ def test_folders_list_images_only_and_refuse_empty(tmp_path):
     (tmp_path / "b.png").write_bytes(b"")
     (tmp_path / "a.JPG").write_bytes(b"")
     (tmp_path / "readme.txt").write_text("x")
+    (tmp_path / ".b.png.x1y2.tmp.png").write_bytes(b"")  # what a killed atomic write leaves
     assert [p.name for p in list_images(tmp_path)] == ["a.JPG", "b.png"]
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -25,7 +25,9 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     """
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         grey = np.asarray(img, dtype=np.float64)
-        peak = 255.0 if grey.max(initial=0) <= 255 else 65535.0
+        # A 16-bit file's scale is its bit depth, whatever it holds (a dark one stays dark);
+        # mode I (32-bit) carries no depth, so its range is guessed from its values.
+        peak = 65535.0 if img.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
         grey = np.clip(np.round(grey / peak * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if img.mode == "F":
@@ -83,7 +85,9 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    # Hidden files are skipped: an interrupted atomic write leaves a ".name.XXXX.tmp.png" behind.
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise UserError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return files
