@@ -116,6 +116,12 @@ def chain(run_dir: Path) -> tuple[list[dict], list[Path]]:
         runs.insert(0, start.parent)
 
 
+def export_command(args) -> str:
+    """This call, as the recipe's last step (the output folder is the caller's)."""
+    words = ["python", "-m", "experiments.export_weights", str(args.run), "--name", args.name, "--checkpoint", args.checkpoint]
+    return " ".join(words + (["--half"] if args.half else []))
+
+
 def chosen_by(checkpoint: str, run: dict) -> str:
     """Which set picked the shipped epoch: the run's validation set for best.pth, none for last.pth."""
     if Path(checkpoint).name == "last.pth":
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     recipe = dict(name=args.name, **{k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")},
                   checkpoint=f"{args.run / args.checkpoint} (epoch {state['epoch']})",
                   chosen_by=chosen_by(args.checkpoint, runs[-1]),
+                  export=export_command(args),
                   weights_dtype="float16" if args.half else "float32", note=args.note, runs=runs,
                   total_seconds=round(sum(r["seconds"] for r in runs), 1))
     atomic_write_text(out / f"{args.name}.json", json.dumps(recipe, indent=2) + "\n")

@@ -87,9 +87,12 @@ def plan(recipe: dict, args) -> list[list[str]]:
             steps.append(prepare)
         # The command leaves --out to the caller; the recorded run folder is where a later --init looks.
         steps.append(set_flag(training_words(r["command"], args.epochs_scale, args.keep_precision), "--out", r["run"]))
-    run_dir, _, checkpoint = recipe["checkpoint"].split(" ")[0].rpartition("/")
-    steps.append(["python", "-m", "experiments.export_weights", run_dir, "--name", recipe["name"], "--checkpoint",
-                  checkpoint, "--out-dir", "weights", "--note", f"replay of {recipe['name']}'s recipe"])
+    if recipe.get("export"):
+        export = shlex.split(recipe["export"])
+    else:  # recipes written before the export call was recorded: from the checkpoint it names
+        run_dir, _, checkpoint = recipe["checkpoint"].split(" ")[0].rpartition("/")
+        export = ["python", "-m", "experiments.export_weights", run_dir, "--name", recipe["name"], "--checkpoint", checkpoint]
+    steps.append(export + ["--out-dir", "weights", "--note", f"replay of {recipe['name']}'s recipe"])
     return steps
 
 

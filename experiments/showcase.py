@@ -3,13 +3,18 @@
     SR_DATA=../shared/datasets python -m experiments.showcase     # from the repository root
 
 Every shipped checkpoint in weights/ is scored on Set5, Set14 and BSDS100 at its scale
-(the standard protocol, fp32, through ``sr.inference`` as eval.py scores); the scores go
-into experiments/weights.md (beside bicubic and the published numbers) and into each
-weights/<name>.json. The figures are crops: bicubic | our models | ground truth.
+under both protocols (basicsr, the standard one, and matlab, the SRCNN/FSRCNN papers' rounded
+Y; fp32, through ``sr.inference`` as eval.py scores); the scores go into
+experiments/weights.md (beside bicubic and the published numbers) and into each
+weights/<name>.json (``scores``, ``scores_matlab``, and the sha256 of the weights they are
+for: unchanged weights are not scored again unless --rescore). The figures are crops:
+bicubic | our models | ground truth.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,7 +23,7 @@ import numpy as np
 from sr.atomic import atomic_write_text
 from sr.data.sets import data_root, resolve_images
 from sr.data.degradation import mod_crop, upscale
-from sr.protocol import degrade
+from sr.protocol import PROTOCOLS, degrade
 from sr.figures import side_by_side
 from sr.data.images import load_rgb, save_image
 from sr.inference import Upscaler, evaluate_image, mean_scores
@@ -38,31 +43,63 @@ PUBLISHED = {
 FIGURES = ROOT / "experiments" / "figures"
 
 
-def score(weights: Path | None, dataset: str, scale: int) -> dict:
-    """Mean scores of a checkpoint (or bicubic, for None) on a set, as eval.py --dataset gives them."""
+def score(weights: Path | None, dataset: str, scale: int) -> dict[str, dict]:
+    """Mean scores of a checkpoint (or bicubic, for None) on a set under each protocol, as eval.py --dataset gives them."""
     upscaler = Upscaler.load(weights, "cpu", amp=False) if weights else None
     _, files = resolve_images(dataset, data_root())
-    evaluations = [evaluate_image(path, scale, upscaler) for path in files]
-    return mean_scores([(e.model or e.bicubic).scores for e in evaluations])
+    means = {}
+    for protocol in PROTOCOLS:
+        evaluations = [evaluate_image(path, scale, upscaler, protocol) for path in files]
+        means[protocol] = mean_scores([(e.model or e.bicubic).scores for e in evaluations])
+    return means
 
 
-def table(shipped: list[Path]) -> str:
-    lines = ["| scale | model | Set5 | Set14 | BSDS100 |", "|---|---|---|---|---|"]
+def recorded_scores(path: Path, rescore: bool) -> tuple[dict, dict]:
+    """(the recipe, {protocol: {set: scores}}) for shipped weights, scored now unless the recipe holds these weights' scores."""
+    recipe_path = path.with_suffix(".json")
+    recipe = json.loads(recipe_path.read_text())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if rescore or recipe.get("scored_sha256") != digest or "scores_matlab" not in recipe:
+        scores = {s: score(path, s, recipe["scale"]) for s in SETS}
+        recipe["scores"] = {s: scores[s]["basicsr"] for s in SETS}
+        recipe["scores_matlab"] = {s: scores[s]["matlab"] for s in SETS}
+        recipe["scored_sha256"] = digest
+        atomic_write_text(recipe_path, json.dumps(recipe, indent=2) + "\n")
+    return recipe, {"basicsr": recipe["scores"], "matlab": recipe["scores_matlab"]}
+
+
+def selected_on(recipe: dict) -> str:
+    """The set that chose the shipped epoch, in a word or two, from the recipe."""
+    if "last.pth" in recipe["checkpoint"]:
+        return "last epoch"
+    last = recipe["runs"][-1]
+    validation = last.get("validation", {}).get("source_name")
+    if not validation:  # recipes written before the validation set was recorded: the --eval file's name
+        words = last["command"].split()
+        validation = Path(words[words.index("--eval") + 1]).name.split("_x")[0] if "--eval" in words else "?"
+    return f"{validation} (held out)" if validation.endswith("-val") else f"**{validation} (not held out)**"
+
+
+def cell(scores: dict, name: str, ssim: bool = True) -> str:
+    both = f"{scores['basicsr'][name]['psnr']:.2f} · {scores['matlab'][name]['psnr']:.2f}"
+    return both + (f" / {scores['basicsr'][name]['ssim']:.4f}" if ssim else "")
+
+
+def table(shipped: list[Path], rescore: bool = False) -> str:
+    lines = ["| scale | model | selected on | Set5 | Set14 | BSDS100 |", "|---|---|---|---|---|---|"]
     for scale in (2, 3, 4):
-        bic = [score(None, s, scale) for s in SETS]
-        lines.append(f"| ×{scale} | bicubic | " + " | ".join(f"{b['psnr']:.2f} / {b['ssim']:.4f}" for b in bic) + " |")
+        bic = {s: score(None, s, scale) for s in SETS}
+        bic = {protocol: {s: bic[s][protocol] for s in SETS} for protocol in PROTOCOLS}
+        lines.append(f"| ×{scale} | bicubic | — | " + " | ".join(cell(bic, s) for s in SETS) + " |")
         for name, values in PUBLISHED[scale].items():
-            lines.append(f"| ×{scale} | {name}, published | " + " | ".join("—" if v is None else f"{v:.2f}" for v in values) + " |")
+            lines.append(f"| ×{scale} | {name}, published | — | "
+                         + " | ".join("—" if v is None else f"{v:.2f} (paper)" for v in values) + " |")
         for path in shipped:
-            recipe_path = path.with_suffix(".json")
-            recipe = json.loads(recipe_path.read_text())
+            recipe, scores = recorded_scores(path, rescore)
             if recipe["scale"] != scale:
                 continue
-            scores = {s: score(path, s, scale) for s in SETS}
-            recipe["scores"] = scores
-            atomic_write_text(recipe_path, json.dumps(recipe, indent=2) + "\n")
-            cells = " | ".join(f"**{scores[s]['psnr']:.2f}** / {scores[s]['ssim']:.4f}" for s in SETS)
-            lines.append(f"| ×{scale} | **ours: `{path.stem}`** ({recipe['arch']}) | {cells} |")
+            cells = " | ".join(f"**{cell(scores, s)}**" for s in SETS)
+            lines.append(f"| ×{scale} | **ours: `{path.stem}`** ({recipe['arch']}) | {selected_on(recipe)} | {cells} |")
     return "\n".join(lines)
 
 
@@ -87,10 +124,15 @@ def crop_figure(image: Path, scale: int, names: list[str], box: tuple[int, int, 
 
 
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rescore", action="store_true", help="score every checkpoint again, even if its recipe holds its scores")
+    args = p.parse_args()
     shipped = sorted((ROOT / "weights").glob("*.pth"))
-    text = ["# Shipped weights under the standard protocol", "",
-            "Written by `python -m experiments.showcase`: PSNR (dB) / SSIM on Y, border = scale, MATLAB bicubic "
-            "degradation, each checkpoint scored as eval.py scores it.", "", table(shipped), ""]
+    text = ["# Shipped weights under both protocols", "",
+            "Written by `python -m experiments.showcase`: PSNR (dB) on Y as `basicsr · matlab` (the standard protocol, "
+            "then the SRCNN/FSRCNN papers' rounded Y), SSIM under basicsr; border = scale, MATLAB bicubic degradation, "
+            "each checkpoint scored as eval.py scores it. *Selected on*: the set whose PSNR chose the shipped epoch.",
+            "", table(shipped, args.rescore), ""]
     atomic_write_text(ROOT / "experiments" / "weights.md", "\n".join(text) + "\n")
     print("\n".join(text))
     root = data_root()
