@@ -145,6 +145,9 @@ def score_on_test(run: Run, py: str) -> None:
     test_set = BICUBIC[run.data[0]][0]
     subprocess.run([py, "eval.py", "--weights", str(out / "last.pth"), "--dataset", test_set, "--json", str(scores)],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    result = json.loads(scores.read_text())  # eval.py names the weights by absolute path; keep the record portable
+    result["weights"] = str(Path(result["weights"]).resolve().relative_to(ROOT))
+    atomic_write_text(scores, json.dumps(result, indent=2) + "\n")
 
 
 def execute(run: Run, py: str, device: str) -> None:
