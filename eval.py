@@ -26,7 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sr.atomic import atomic_write_text
-from sr.cli import ArgumentParser, positive_int, run, scale_type
+from sr.cli import ArgumentParser, percent, positive_int, run, scale_type
 from sr.data.sets import data_root, resolve_images
 from sr.distributed import select_device
 from sr.errors import UserError
@@ -36,17 +36,6 @@ from sr.data.images import find_images, save_image
 from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, Evaluation, Upscaler, evaluate_image,
                           mean_scores)
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
-
-
-def _percent(text: str) -> int:
-    """--quality, --jpeg: an integer in 1..100."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"expected an integer in 1..100, got {text!r}")
-    return value
 
 
 def _outscale(text: str) -> float:
@@ -80,7 +69,7 @@ def parse_args(argv: list[str] | None = None):
     big.add_argument("--out-dir", type=Path, default=Path("."), help="where results go (default: .)")
     big.add_argument("--format", choices=sorted(PIL_FORMATS), help="output format (default: the --output extension, "
                      "else the input's own when it is png, jpg, webp or tiff, else png)")
-    big.add_argument("--quality", type=_percent, help="jpg and webp quality, 1-100 (default: 95 for jpg, 90 for webp)")
+    big.add_argument("--quality", type=percent, help="jpg and webp quality, 1-100 (default: 95 for jpg, 90 for webp)")
     big.add_argument("--outscale", type=_outscale, metavar="F",
                      help="final factor, any number > 1: the model's scale, then MATLAB bicubic to F")
     big.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="bicubic",
@@ -91,7 +80,7 @@ def parse_args(argv: list[str] | None = None):
     scoring.add_argument("--scale", type=scale_type, help="with --bicubic; with --weights it must match the checkpoint")
     scoring.add_argument("--protocol", choices=PROTOCOLS, default="basicsr",
                          help="Y as BasicSR takes it, unrounded (default), or as MATLAB's rgb2ycbcr on uint8, rounded")
-    scoring.add_argument("--jpeg", type=_percent, metavar="Q",
+    scoring.add_argument("--jpeg", type=percent, metavar="Q",
                          help="degrade the LR further by a Pillow JPEG save at quality Q (after the bicubic downscaling)")
     scoring.add_argument("--json", type=Path, help="also write the scores as JSON here")
     scoring.add_argument("--data-root", help="folder holding Set5/, Set14/, ... (default: $SR_DATA, else ./data)")

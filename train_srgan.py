@@ -69,7 +69,8 @@ def main(args) -> dict:
 def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | None, generator: dict[str, Any] | None) -> dict:
     gan = cfg.phase == "gan"
     # Data: the patch file (checked against the model) in (seed, epoch) order, and the eval images.
-    data = TrainingData.open(cfg.train, cfg.eval, cfg.scale, cfg.layout, cfg.color, cfg.load, cfg.degradation, cfg.seed)
+    data = TrainingData.open(cfg.train, cfg.eval, cfg.scale, cfg.layout, cfg.color, cfg.load, cfg.degradation, cfg.seed,
+                             cfg.eval_jpeg)
     batches = make_batches(data.train, cfg.batch_size, ctx, cfg.seed, cfg.workers)
     run = RunDir(cfg.out, resuming=resume is not None, fields=GAN_FIELDS if gan else METRIC_FIELDS) if ctx.is_main else None
 

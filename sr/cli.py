@@ -46,6 +46,7 @@ def scale_type(text: str) -> int:
 positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _bounded(float, lambda v: v > 0, "a positive number")
+percent = _bounded(int, lambda v: 1 <= v <= 100, "an integer in 1..100")  # JPEG and WebP qualities
 
 
 def run(main: Callable[[Any], Any], parse_args: Callable[[], Any]) -> int:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from sr import distributed
 from sr.checkpoint import load_checkpoint
-from sr.cli import non_negative_int, positive_float, positive_int, scale_type
+from sr.cli import non_negative_int, percent, positive_float, positive_int, scale_type
 from sr.data.h5 import DEFAULT_SETS, default_h5_path
 from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES
@@ -62,6 +62,9 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
                    help="train for real photos: degrade every HR patch on the fly (blur, resize, noise, JPEG; the "
                         "--degrade-* flags) instead of reading the file's clean LR; needs an lr-hr RGB patch file")
     add_degradation_args(p)
+    p.add_argument("--eval-jpeg", type=percent, metavar="Q",
+                   help="score the evaluation images with their LR saved as JPEG at quality Q, as eval.py --jpeg Q "
+                        "does, so that best.pth is chosen for photos (default: the clean LR)")
     p.add_argument("--load", choices=("auto", "memory", "lazy"), default="auto",
                    help="read the patch file into memory, or batch by batch from disk (auto: memory if it fits in half the free RAM)")
 
@@ -123,7 +126,7 @@ class RunConfig:
     # run takes them from its checkpoint and refuses a flag that contradicts one. ``amp`` is
     # stored resolved (True/False), so a resumed run keeps its precision on any hardware.
     SETTINGS: ClassVar[tuple[str, ...]] = ("arch", "loss", "scale", "color", "epochs", "batch_size", "lr", "train", "eval",
-                                           "init", "seed", "amp", "amp_dtype", "degradation")
+                                           "init", "seed", "amp", "amp_dtype", "degradation", "eval_jpeg")
     # Settings that are files: args.json records them relative to the working folder when inside it.
     PATHS: ClassVar[tuple[str, ...]] = ("train", "eval", "init", "out", "resume")
 
@@ -149,6 +152,7 @@ class RunConfig:
     machine: str  # where the run happens, for its records
     precision: Precision  # resolved from --amp, --amp-dtype, --channels-last and the device
     degradation: DegradationSettings | None  # --degrade: the on-the-fly degradation; None: the file's clean LR
+    eval_jpeg: int | None = None  # --eval-jpeg: the JPEG quality of the evaluation LR; None: clean
 
     @classmethod
     def from_args(cls, script: str, args: argparse.Namespace, ctx: distributed.Context, resume: dict[str, Any] | None = None,

@@ -17,7 +17,9 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampl
 from sr import distributed
 from sr.data.h5 import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
 from sr.errors import UserError
+from sr.data.degradation import model_input
 from sr.data.degraded_patches import DegradedPatches
+from sr.protocol import degrade
 from sr.data.realistic import DegradationSettings
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -26,17 +28,21 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class TrainingData:
     """The training patches and eval images of a run, checked against the model."""
 
-    def __init__(self, train: PatchDataset, eval_images: list[EvalImage], train_path: Path, eval_path: Path):
+    def __init__(self, train: PatchDataset, eval_images: list[EvalImage], train_path: Path, eval_path: Path,
+                 eval_jpeg: int | None = None):
         self.train, self.eval_images, self.train_path, self.eval_path = train, eval_images, train_path, eval_path
+        self.eval_jpeg = eval_jpeg
 
     @classmethod
     def open(cls, train: Path, eval_path: Path, scale: int, layout: str, color: str, load: str = "auto",
-             degradation: DegradationSettings | None = None, seed: int = 0) -> TrainingData:
+             degradation: DegradationSettings | None = None, seed: int = 0, eval_jpeg: int | None = None) -> TrainingData:
         """Load both files; refuse files made for another scale, layout or colour, naming the
         prepare_h5.py call that makes the right one.
 
         With ``degradation``, the training file holds lr-hr RGB pairs whose HR patches are
         degraded on the fly (its clean LR serves the clean share) into what the model reads.
+        With ``eval_jpeg``, the eval images' LR is remade from their HR as ``eval.py --jpeg``
+        makes it: the protocol's bicubic, then a JPEG save at that quality.
         """
         hint = prepare_command(scale, layout, color)
         if degradation is None:
@@ -48,14 +54,18 @@ class TrainingData:
             patches = DegradedPatches(PatchDataset(train, load), scale, degradation, seed, color)
         eval_attrs, images = load_eval_set(eval_path, hint)
         check_fits(eval_attrs, eval_path, scale, layout, color, hint)
-        return cls(patches, images, train, eval_path)
+        if eval_jpeg is not None:
+            images = [image._replace(inputs=model_input(degrade(image.hr, scale, eval_jpeg), scale, layout, color))
+                      for image in images]
+        return cls(patches, images, train, eval_path, eval_jpeg)
 
     def describe(self, batches: int, batch_size: int, on_device: bool = False) -> str:
         where = "held on the GPU" if on_device else "in memory" if self.train.in_memory else "read lazily"
         if isinstance(self.train, DegradedPatches):
             where += ", LR degraded on the fly"
         return (f"{len(self.train)} patches of {self.train_path} ({where}), {batches} batches of {batch_size} per epoch; "
-                f"eval on {len(self.eval_images)} images of {self.eval_path}")
+                f"eval on {len(self.eval_images)} images of {self.eval_path}"
+                + (f", LR JPEG q{self.eval_jpeg}" if self.eval_jpeg is not None else ""))
 
 
 class EpochBatches(Sampler):
