@@ -10,7 +10,12 @@ import torch
 
 from torch.utils.data import DataLoader
 
+import eval as eval_script
+import train_srcnn
 from conftest import make_h5, smooth_image
+from experiments import export_weights
+from sr import protocol
+from sr.training.loader import TrainingData
 from sr.data.h5 import PatchDataset, check_fits
 from sr.data.degradation import downscale, to_planes
 from sr.data.degraded_patches import DegradedPatches
@@ -305,3 +310,38 @@ def test_loader_workers_give_the_same_batches_as_the_main_process(rgb_x4):
     # Resuming after 4 batches: the rest are the same batches.
     resumed = list(DataLoader(data, sampler=batches[4:], batch_size=None, num_workers=0))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(resumed, main[4:6]))
+
+
+# --- --eval-jpeg: validation on what photos carry -----------------------------------------
+
+
+def test_eval_jpeg_remakes_the_validation_lr_as_eval_py_does(rgb_x4):
+    evaluation = rgb_x4.parent / "eval_x4.h5"  # made beside it by make_h5
+    clean = TrainingData.open(rgb_x4, evaluation, 4, "lr-hr", "rgb")
+    photo = TrainingData.open(rgb_x4, evaluation, 4, "lr-hr", "rgb", eval_jpeg=30)
+    assert [i.name for i in photo.eval_images] == [i.name for i in clean.eval_images] and len(clean.eval_images) == 3
+    for c, p in zip(clean.eval_images, photo.eval_images):
+        assert np.array_equal(c.hr, p.hr)
+        assert np.array_equal(c.inputs, to_planes(protocol.degrade(c.hr, 4), "rgb"))  # the file's: the clean protocol LR
+        assert np.array_equal(p.inputs, to_planes(protocol.degrade(c.hr, 4, 30), "rgb"))
+        assert not np.array_equal(p.inputs, c.inputs)
+    assert "LR JPEG q30" in photo.describe(1, 16) and "JPEG" not in clean.describe(1, 16)
+
+
+def test_a_photo_run_records_eval_jpeg_in_its_args_its_recipe_and_its_resume(tmp_path, rgb_x4, image_folders):
+    _, y_eval = make_h5(tmp_path, image_folders, 4, "--layout", "lr-hr", "--color", "y", "--patch-size", "32", "--stride", "32")
+    argv = ["--arch", "fsrcnn-paper", "--scale", "4", "--color", "y", "--train", str(rgb_x4), "--eval", str(y_eval),
+            "--out", str(tmp_path / "run"), "--device", "cpu", "--batch-size", "32", "--epochs", "1",
+            "--degrade", "--degrade-jpeg-quality", "40", "95", "--eval-jpeg", "75"]
+    result = train_srcnn.main(train_srcnn.parse_args(argv))
+    args = json.loads((tmp_path / "run" / "args.json").read_text())
+    assert args["eval_jpeg"] == 75 and args["degradation"]["jpeg_quality"] == [40, 95]
+    # The run's score is eval.py's with --jpeg 75 on the same images: one code path for both.
+    summary = eval_script.main(eval_script.parse_args(["--weights", str(tmp_path / "run" / "best.pth"), "--device", "cpu",
+                                                       "--dataset", str(image_folders["eval"]), "--jpeg", "75"]))
+    assert summary["model_mean"]["psnr"] == pytest.approx(result["best_psnr"], abs=1e-3)
+    assert "--eval-jpeg 75" in export_weights.command(args) and "--degrade-jpeg-quality 40 95" in export_weights.command(args)
+    with pytest.raises(UserError, match="--eval-jpeg 50 differs from the resumed run's 75"):
+        train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--eval-jpeg", "50"]))
+    with pytest.raises(SystemExit):
+        train_srcnn.parse_args(argv[:-1] + ["101"])
