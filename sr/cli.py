@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sr.errors import Interrupted, UserError
+from sr.interrupts import stop_on_sigterm_as_on_ctrl_c
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -53,9 +54,10 @@ def run(main: Callable[[Any], Any], parse_args: Callable[[], Any]) -> int:
     """Call ``main(parse_args())`` and turn user-facing failures into one line on stderr.
 
     Exit codes: 0 done, 2 bad input (UserError, or an OS error such as a full disk),
-    130 interrupted (Interrupted carries what was saved). Anything else is a bug and keeps its traceback.
+    130 interrupted by Ctrl-C or SIGTERM (Interrupted carries what was saved). Anything else is a bug and keeps its traceback.
     """
     prog = sys.argv[0].rsplit("/", 1)[-1]
+    stop_on_sigterm_as_on_ctrl_c()  # `kill` saves and exits like Ctrl-C
     try:
         main(parse_args())
     except UserError as exc:

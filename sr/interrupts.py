@@ -1,4 +1,4 @@
-"""Ctrl-C that waits until a file is written."""
+"""Ctrl-C (and ``kill``'s SIGTERM, treated alike) that waits until a file is written."""
 from __future__ import annotations
 
 import signal
@@ -7,9 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+# SIGTERM is what ``kill``, schedulers and container stops send. Treated as Ctrl-C, it saves a
+# resumable checkpoint too; it also reaches runs started in the background with ``nohup ... &``,
+# where the shell has set SIGINT to be ignored.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_on_sigterm_as_on_ctrl_c() -> None:
+    """Make SIGTERM raise KeyboardInterrupt, as Ctrl-C does (main thread only; elsewhere nothing)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 @contextmanager
 def deferred_interrupt() -> Iterator[None]:
-    """Hold SIGINT while the block runs and deliver it afterwards.
+    """Hold SIGINT and SIGTERM while the block runs and deliver them afterwards.
 
     A KeyboardInterrupt raised inside ``torch.save`` can come out of its C++ writer as a
     RuntimeError, and one between two related writes (``last.pth``, then ``best.pth`` and
@@ -20,10 +32,11 @@ def deferred_interrupt() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if received:
-        signal.raise_signal(signal.SIGINT)  # whatever handler was there now runs, usually KeyboardInterrupt
+        signal.raise_signal(received[0])  # whatever handler was there now runs, usually KeyboardInterrupt

@@ -160,7 +160,8 @@ def augmented_x3(tmp_path_factory, image_folders):
     return make_h5(tmp_path_factory.mktemp("aug"), image_folders, 3, "--stride", "9", "--augment")
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3, stop):
     EPOCHS = 3
     train, evaluation = augmented_x3
     out = tmp_path / "run"
@@ -172,7 +173,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3):
     deadline = time.time() + 60
     while not (out / "last.pth").exists() and time.time() < deadline:  # wait for epoch 1 to end
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-3000:]
     last_line = err.strip().splitlines()[-1].split("\r")[-1]
