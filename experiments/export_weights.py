@@ -73,7 +73,8 @@ def describe_run(run_dir: Path) -> dict:
         "prepare": data.pop("command", None),
         "command": command(args),
         "data": data,
-        "validation": {k: validation[k] for k in ("source_name", "images", "source") if k in validation},
+        "validation": {**{k: validation[k] for k in ("source_name", "images", "source") if k in validation},
+                       **({"lr_jpeg_quality": args["eval_jpeg"]} if args.get("eval_jpeg") is not None else {})},
         "epochs": len(rows),
         "seconds": round(sum(float(r["seconds"]) for r in rows), 1),
         "machine": args.get("machine", "?"),
@@ -126,8 +127,10 @@ def chosen_by(checkpoint: str, run: dict) -> str:
     """Which set picked the shipped epoch: the run's validation set for best.pth, none for last.pth."""
     if Path(checkpoint).name == "last.pth":
         return "the last epoch of a fixed schedule (no set chose it)"
-    validation = run.get("validation", {}).get("source_name", "the run's --eval set")
-    return f"the highest PSNR on {validation}, the run's validation set, over its epochs"
+    validation = run.get("validation", {})
+    name = validation.get("source_name", "the run's --eval set")
+    jpeg = f" with its LR saved as JPEG q{validation['lr_jpeg_quality']}" if "lr_jpeg_quality" in validation else ""
+    return f"the highest PSNR on {name}{jpeg}, the run's validation set, over its epochs"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,10 +1,10 @@
 """The README's real-photo crop: a photo shrunk x4 and saved as a JPEG, then enlarged.
 
-    python -m experiments.real_photo_figure --weights weights/real_srresnet_x4.pth
+    python -m experiments.real_photo_figure --weights real_srresnet_x4 real_fsrcnn_x4
 
 The photo (BSDS100 by default, a test image: it only illustrates, it chooses nothing) is
 degraded as eval.py --jpeg does it (MATLAB bicubic x4, then a Pillow JPEG save at --jpeg),
-and enlarged by bicubic, srresnet_x4 and the real-photo model; the same crop of each, with
+and enlarged by bicubic, srresnet_x4 and the real-photo models; the same crop of each, with
 the original beside them, goes to experiments/figures/real_photo_x4.png.
 """
 
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", default="real_srresnet_x4", help="the real-photo model (path or shipped name)")
+    p.add_argument("--weights", nargs="+", default=["real_srresnet_x4"],
+                   help="the real-photo models (paths or shipped names; default real_srresnet_x4)")
     p.add_argument("--image", default="BSDS100/69015.png", help="a photo under the data root (or a path)")
     p.add_argument("--jpeg", type=int, default=75, help="JPEG quality of the shrunk photo (default 75)")
     p.add_argument("--crop", type=int, nargs=4, default=(60, 120, 220, 280), metavar=("TOP", "LEFT", "BOTTOM", "RIGHT"),
@@ -38,8 +39,9 @@ def main() -> None:
     lr = degrade(hr, 4, jpeg=args.jpeg).astype(np.float64)
     top, left, bottom, right = args.crop
     panels = []
-    for name, upscaler in (("bicubic", Upscaler.bicubic(4)), ("srresnet_x4", Upscaler.load("srresnet_x4", amp=False)),
-                           (Path(args.weights).stem, Upscaler.load(args.weights, amp=False))):
+    upscalers = [("bicubic", Upscaler.bicubic(4)), ("srresnet_x4", Upscaler.load("srresnet_x4", amp=False))]
+    upscalers += [(Path(w).stem, Upscaler.load(w, amp=False)) for w in args.weights]
+    for name, upscaler in upscalers:
         out = np.clip(np.round(upscaler.enlarge(lr)), 0, 255).astype(np.uint8)
         panels.append((out[top:bottom, left:right], f"{name}\nJPEG q{args.jpeg} LR, x4"))
     panels.append((hr[top:bottom, left:right], "original"))

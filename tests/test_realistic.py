@@ -341,6 +341,9 @@ def test_a_photo_run_records_eval_jpeg_in_its_args_its_recipe_and_its_resume(tmp
                                                        "--dataset", str(image_folders["eval"]), "--jpeg", "75"]))
     assert summary["model_mean"]["psnr"] == pytest.approx(result["best_psnr"], abs=1e-3)
     assert "--eval-jpeg 75" in export_weights.command(args) and "--degrade-jpeg-quality 40 95" in export_weights.command(args)
+    export_weights.main([str(tmp_path / "run"), "--name", "photo_x4", "--out-dir", str(tmp_path / "weights")])
+    recipe = json.loads((tmp_path / "weights" / "photo_x4.json").read_text())
+    assert recipe["runs"][-1]["validation"]["lr_jpeg_quality"] == 75 and "JPEG q75" in recipe["chosen_by"]
     with pytest.raises(UserError, match="--eval-jpeg 50 differs from the resumed run's 75"):
         train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--eval-jpeg", "50"]))
     with pytest.raises(SystemExit):
