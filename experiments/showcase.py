@@ -7,8 +7,9 @@ under both protocols (basicsr, the standard one, and matlab, the SRCNN/FSRCNN pa
 Y; fp32, through ``sr.inference`` as eval.py scores); the scores go into
 experiments/weights.md (beside bicubic and the published numbers) and into each
 weights/<name>.json (``scores``, ``scores_matlab``, and the sha256 of the weights they are
-for: unchanged weights are not scored again unless --rescore). The figures are crops:
-bicubic | our models | ground truth.
+for: unchanged weights are not scored again unless --rescore). The x4 models are also scored
+on photos as eval.py --dataset BSDS100 --jpeg 75 scores them (``scores_jpeg75``), for the
+real-photo table. The figures are crops: bicubic | our models | ground truth.
 """
 
 from __future__ import annotations
@@ -41,17 +42,25 @@ PUBLISHED = {
         "SRGAN": (29.40, None, 25.16)},
 }
 FIGURES = ROOT / "experiments" / "figures"
+# The real-photo measurement of issue 12: BSDS100 at x4, the LR saved as JPEG at quality 75.
+PHOTO_SET, PHOTO_SCALE, PHOTO_JPEG = "BSDS100", 4, 75
 
 
-def score(weights: Path | None, dataset: str, scale: int) -> dict[str, dict]:
+def score(weights: Path | None, dataset: str, scale: int, jpeg: int | None = None,
+          protocols: tuple[str, ...] = tuple(PROTOCOLS)) -> dict[str, dict]:
     """Mean scores of a checkpoint (or bicubic, for None) on a set under each protocol, as eval.py --dataset gives them."""
     upscaler = Upscaler.load(weights, "cpu", amp=False) if weights else None
     _, files = resolve_images(dataset, data_root())
     means = {}
-    for protocol in PROTOCOLS:
-        evaluations = [evaluate_image(path, scale, upscaler, protocol) for path in files]
+    for protocol in protocols:
+        evaluations = [evaluate_image(path, scale, upscaler, protocol, jpeg) for path in files]
         means[protocol] = mean_scores([(e.model or e.bicubic).scores for e in evaluations])
     return means
+
+
+def score_photos(weights: Path | None) -> dict:
+    """``eval.py --dataset BSDS100 --jpeg 75`` (basicsr protocol) of an x4 checkpoint, or of bicubic."""
+    return score(weights, PHOTO_SET, PHOTO_SCALE, PHOTO_JPEG, ("basicsr",))["basicsr"]
 
 
 def recorded_scores(path: Path, rescore: bool) -> tuple[dict, dict]:
@@ -64,6 +73,10 @@ def recorded_scores(path: Path, rescore: bool) -> tuple[dict, dict]:
         recipe["scores"] = {s: scores[s]["basicsr"] for s in SETS}
         recipe["scores_matlab"] = {s: scores[s]["matlab"] for s in SETS}
         recipe["scored_sha256"] = digest
+        recipe.pop("scores_jpeg75", None)  # of other weights
+        atomic_write_text(recipe_path, json.dumps(recipe, indent=2) + "\n")
+    if recipe["scale"] == PHOTO_SCALE and not isinstance(recipe.get("scores_jpeg75", {}).get(PHOTO_SET), dict):
+        recipe["scores_jpeg75"] = {PHOTO_SET: score_photos(path)}
         atomic_write_text(recipe_path, json.dumps(recipe, indent=2) + "\n")
     return recipe, {"basicsr": recipe["scores"], "matlab": recipe["scores_matlab"]}
 
@@ -77,7 +90,9 @@ def selected_on(recipe: dict) -> str:
     if not validation:  # recipes written before the validation set was recorded: the --eval file's name
         words = last["command"].split()
         validation = Path(words[words.index("--eval") + 1]).name.split("_x")[0] if "--eval" in words else "?"
-    return f"{validation} (held out)" if validation.endswith("-val") else f"**{validation} (not held out)**"
+    jpeg = last.get("validation", {}).get("lr_jpeg_quality")
+    validation += f", LR JPEG q{jpeg}" if jpeg is not None else ""
+    return f"{validation} (held out)" if "-val" in validation else f"**{validation} (not held out)**"
 
 
 def cell(scores: dict, name: str, ssim: bool = True) -> str:
@@ -100,6 +115,21 @@ def table(shipped: list[Path], rescore: bool = False) -> str:
                 continue
             cells = " | ".join(f"**{cell(scores, s)}**" for s in SETS)
             lines.append(f"| ×{scale} | **ours: `{path.stem}`** ({recipe['arch']}) | {selected_on(recipe)} | {cells} |")
+    return "\n".join(lines)
+
+
+def photo_table(shipped: list[Path]) -> str:
+    """The x4 models on BSDS100 with the LR saved as JPEG q75, beside their clean scores (basicsr)."""
+    lines = [f"| model | selected on | {PHOTO_SET}, LR JPEG q{PHOTO_JPEG} | {PHOTO_SET}, clean LR |", "|---|---|---|---|"]
+    bicubic = score(None, PHOTO_SET, PHOTO_SCALE, protocols=("basicsr",))["basicsr"]
+    rows = [("bicubic", "—", score_photos(None), bicubic)]
+    for path in shipped:
+        recipe, scores = recorded_scores(path, rescore=False)
+        if recipe["scale"] == PHOTO_SCALE:
+            rows.append((f"`{path.stem}` ({recipe['arch']})", selected_on(recipe), recipe["scores_jpeg75"][PHOTO_SET],
+                         scores["basicsr"][PHOTO_SET]))
+    for name, selected, photo, clean in rows:
+        lines.append(f"| {name} | {selected} | {photo['psnr']:.2f} / {photo['ssim']:.4f} | {clean['psnr']:.2f} / {clean['ssim']:.4f} |")
     return "\n".join(lines)
 
 
@@ -132,7 +162,11 @@ def main() -> None:
             "Written by `python -m experiments.showcase`: PSNR (dB) on Y as `basicsr · matlab` (the standard protocol, "
             "then the SRCNN/FSRCNN papers' rounded Y), SSIM under basicsr; border = scale, MATLAB bicubic degradation, "
             "each checkpoint scored as eval.py scores it. *Selected on*: the set whose PSNR chose the shipped epoch.",
-            "", table(shipped, args.rescore), ""]
+            "", table(shipped, args.rescore), "",
+            f"## Photos: x{PHOTO_SCALE}, the LR saved as JPEG", "",
+            f"`eval.py --dataset {PHOTO_SET} --jpeg {PHOTO_JPEG}`: the protocol's LR, then a Pillow JPEG save at quality "
+            f"{PHOTO_JPEG}; PSNR / SSIM on Y (basicsr). The clean column repeats the table above.", "",
+            photo_table(shipped), ""]
     atomic_write_text(ROOT / "experiments" / "weights.md", "\n".join(text) + "\n")
     print("\n".join(text))
     root = data_root()
