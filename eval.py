@@ -33,8 +33,8 @@ from sr.errors import UserError
 from sr.protocol import PROTOCOLS
 from sr.figures import side_by_side
 from sr.data.images import find_images, save_image
-from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, Evaluation, Upscaler, evaluate_image,
-                          mean_scores)
+from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, PHOTO_WEIGHTS, Evaluation, Upscaler,
+                          evaluate_image, mean_scores)
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
 
 
@@ -128,6 +128,9 @@ def _output_for(src: Path, args, name: str) -> tuple[Path, str]:
     return args.out_dir / f"{src.stem}_{name}.{ext}", fmt
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+
+
 def upscale_mode(args, device) -> list[Path]:
     if args.json:
         raise UserError("--json records scores; --upscale has none (score with --image or --dataset)")
@@ -151,6 +154,11 @@ def upscale_mode(args, device) -> list[Path]:
     inputs = {src.resolve() for src in files}
 
     print(f"{upscaler.describe()}; {len(files)} image{'s' if len(files) > 1 else ''}, x{factor:g}", flush=True)
+    jpegs = sum(src.suffix.lower() in JPEG_SUFFIXES for src in files)
+    if args.weights is None and jpegs:
+        print(f"note: {jpegs} of the inputs {'is a JPEG' if jpegs == 1 else 'are JPEGs'}; {DEFAULT_WEIGHTS} learned from "
+              f"clean images and can sharpen JPEG block edges; --weights {PHOTO_WEIGHTS} is trained for JPEG photos",
+              file=sys.stderr, flush=True)
     written, failed = [], 0
     for src, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True):
         try:

@@ -38,7 +38,8 @@ from sr.photo_enlarge import enlarge_photo
 from sr.precision import Precision, choose_precision
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = "srresnet_x4"  # for enlarging without --weights: the strongest shipped model on photos
+DEFAULT_WEIGHTS = "srresnet_x4"  # for enlarging without --weights: the strongest shipped model on clean images
+PHOTO_WEIGHTS = "real_srresnet_x4"  # trained for JPEG photos; the default once it meets its targets (README)
 # LR inputs larger than this are tiled unless a tile is given: a 12-megapixel photo enlarged
 # x4 untiled would need tens of GB for SRResNet's full-resolution activations.
 AUTO_TILE, AUTO_TILE_ABOVE = 256, 512 * 512
