@@ -83,6 +83,9 @@ def describe_run(run_dir: Path) -> dict:
     }
     if described["prepare"] is None:
         del described["prepare"]  # files written before prepare_h5.py recorded its call
+    eval_prepare = validation.get("command")
+    if eval_prepare and eval_prepare != described.get("prepare"):  # e.g. RGB patches degraded into Y, Y validation
+        described["prepare_eval"] = eval_prepare
     return described
 
 

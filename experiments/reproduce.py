@@ -79,12 +79,14 @@ def plan(recipe: dict, args) -> list[list[str]]:
     """The commands of the replay in order, as argv lists (scripts named relative to the repository)."""
     steps, prepared = [], set()
     for r in recipe["runs"]:
-        prepare = shlex.split(r["prepare"])
-        if args.max_images:
-            prepare = set_flag(prepare, "--max-images", str(args.max_images))
-        if shlex.join(prepare) not in prepared:  # the x2 and x4 runs of a chain may share their x3 data
-            prepared.add(shlex.join(prepare))
-            steps.append(prepare)
+        # The training file's call, then the validation file's where another call made it.
+        for call in filter(None, (r["prepare"], r.get("prepare_eval"))):
+            prepare = shlex.split(call)
+            if args.max_images:
+                prepare = set_flag(prepare, "--max-images", str(args.max_images))
+            if shlex.join(prepare) not in prepared:  # the x2 and x4 runs of a chain may share their x3 data
+                prepared.add(shlex.join(prepare))
+                steps.append(prepare)
         # The command leaves --out to the caller; the recorded run folder is where a later --init looks.
         steps.append(set_flag(training_words(r["command"], args.epochs_scale, args.keep_precision), "--out", r["run"]))
     if recipe.get("export"):

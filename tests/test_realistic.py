@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 import eval as eval_script
 import train_srcnn
 from conftest import make_h5, smooth_image
-from experiments import export_weights
+from experiments import export_weights, reproduce
 from sr import protocol
 from sr.training.loader import TrainingData
 from sr.data.h5 import PatchDataset, check_fits
@@ -344,6 +344,11 @@ def test_a_photo_run_records_eval_jpeg_in_its_args_its_recipe_and_its_resume(tmp
     export_weights.main([str(tmp_path / "run"), "--name", "photo_x4", "--out-dir", str(tmp_path / "weights")])
     recipe = json.loads((tmp_path / "weights" / "photo_x4.json").read_text())
     assert recipe["runs"][-1]["validation"]["lr_jpeg_quality"] == 75 and "JPEG q75" in recipe["chosen_by"]
+    # RGB patches for training, a Y file for validation: two prepare_h5.py calls, both replayed.
+    run = recipe["runs"][-1]
+    assert "--color rgb" in run["prepare"] and "--color y" in run["prepare_eval"]
+    steps = [" ".join(step) for step in reproduce.plan(recipe, argparse.Namespace(max_images=None, epochs_scale=1, keep_precision=False))]
+    assert steps[:2] == [run["prepare"], run["prepare_eval"]] and steps[2].startswith("python train_srcnn.py")
     with pytest.raises(UserError, match="--eval-jpeg 50 differs from the resumed run's 75"):
         train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--eval-jpeg", "50"]))
     with pytest.raises(SystemExit):
