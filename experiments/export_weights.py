@@ -100,24 +100,37 @@ def h5_facts(path: str | None) -> dict:
     return facts
 
 
-def chain(run_dir: Path) -> tuple[list[dict], list[Path]]:
+def chain(run_dir: Path) -> tuple[list[dict], list[Path], tuple[str, str] | None]:
     """This run and, first, the runs its --init (or, for the GAN phase, --generator) came from.
 
     Returns (the runs of shipped weights it started from, as their recipe lists them; the
-    run folders). A chain that reaches shipped weights (weights/<name>.pth) takes that
-    recipe's runs, since their run folders are not in the repository.
+    run folders; for a chain that starts from shipped weights, the path it gave and the
+    checkpoint those weights were exported from). A chain that reaches shipped weights
+    (weights/<name>.pth) takes that recipe's runs, since their run folders are not in the
+    repository.
     """
     runs = [run_dir]
     while True:
         args = json.loads((runs[0] / "args.json").read_text())
         init = args.get("init") or args.get("generator")
         if not init:
-            return [], runs
+            return [], runs, None
         start = resolve(init)
         recipe = start.with_suffix(".json")
         if not (start.parent / "args.json").exists() and recipe.exists():
-            return json.loads(recipe.read_text())["runs"], runs
+            shipped = json.loads(recipe.read_text())
+            return shipped["runs"], runs, (init, shipped["checkpoint"].split(" ")[0])
         runs.insert(0, start.parent)
+
+
+def starting_from(command: str, given: str, checkpoint: str) -> str:
+    """``command`` with its --init/--generator ``given`` (shipped weights) replaced by the run
+    checkpoint they were exported from, so that a replay starts from its own earlier run."""
+    words = command.split(" ")
+    for i, word in enumerate(words[:-1]):
+        if word in ("--init", "--generator") and words[i + 1] == given:
+            words[i + 1] = checkpoint
+    return " ".join(words)
 
 
 def export_command(args) -> str:
@@ -150,8 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out_dir
     slim = {k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")}
     save_checkpoint(out / f"{args.name}.pth", dict(slim, model=weights, name=args.name))
-    shipped, folders = chain(args.run)
+    shipped, folders, start = chain(args.run)
     runs = shipped + [describe_run(r) for r in folders]
+    if start:
+        first = runs[len(shipped)]
+        first["command"] = starting_from(first["command"], *start)
+        first["started_from"] = start[0]  # what the run itself was given
     recipe = dict(name=args.name, **{k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")},
                   checkpoint=f"{args.run / args.checkpoint} (epoch {state['epoch']})",
                   chosen_by=chosen_by(args.checkpoint, runs[-1]),

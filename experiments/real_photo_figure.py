@@ -32,19 +32,25 @@ def main() -> None:
     p.add_argument("--jpeg", type=int, default=75, help="JPEG quality of the shrunk photo (default 75)")
     p.add_argument("--crop", type=int, nargs=4, default=(60, 120, 220, 280), metavar=("TOP", "LEFT", "BOTTOM", "RIGHT"),
                    help="the crop shown, in output pixels")
+    p.add_argument("--zoom", type=int, default=2, help="nearest-neighbour enlargement of the crops, so pixels stay visible")
     p.add_argument("--output", type=Path, default=ROOT / "experiments" / "figures" / "real_photo_x4.png")
     args = p.parse_args()
     path = Path(args.image) if Path(args.image).is_file() else data_root() / args.image
     hr = ground_truth(path, 4)
     lr = degrade(hr, 4, jpeg=args.jpeg).astype(np.float64)
     top, left, bottom, right = args.crop
+
+    def cut(img: np.ndarray) -> np.ndarray:
+        part = img[top:bottom, left:right]
+        return np.repeat(np.repeat(part, args.zoom, axis=0), args.zoom, axis=1)
+
     panels = []
     upscalers = [("bicubic", Upscaler.bicubic(4)), ("srresnet_x4", Upscaler.load("srresnet_x4", amp=False))]
     upscalers += [(Path(w).stem, Upscaler.load(w, amp=False)) for w in args.weights]
     for name, upscaler in upscalers:
         out = np.clip(np.round(upscaler.enlarge(lr)), 0, 255).astype(np.uint8)
-        panels.append((out[top:bottom, left:right], f"{name}\nJPEG q{args.jpeg} LR, x4"))
-    panels.append((hr[top:bottom, left:right], "original"))
+        panels.append((cut(out), f"{name}\nJPEG q{args.jpeg} LR, x4"))
+    panels.append((cut(hr), "original"))
     save_image(args.output, side_by_side(panels))
     print(f"wrote {args.output} ({path.name}, crop {args.crop})")
 

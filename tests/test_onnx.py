@@ -41,7 +41,7 @@ def exported(tmp_path_factory) -> dict:
 
 
 def test_every_shipped_model_is_exported():
-    assert len(SHIPPED) == 9 and {"fsrcnn_x3", "srcnn_x3", "srresnet_x4", "srgan_x4", "real_srresnet_x4"} <= set(SHIPPED)
+    assert len(SHIPPED) == 10 and {"fsrcnn_x3", "srcnn_x3", "srresnet_x4", "srgan_x4", "real_srresnet_x4", "real_fsrcnn_x4"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

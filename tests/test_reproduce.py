@@ -68,3 +68,14 @@ def test_a_recipe_without_its_data_steps_is_refused_in_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "experiments.reproduce", str(old)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert "do not record the prepare_h5.py call" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_started_from_shipped_weights_replays_from_the_run_that_made_them():
+    from experiments.export_weights import starting_from
+    assert (starting_from("python train_srcnn.py --init weights/a_x4.pth --seed 0", "weights/a_x4.pth", "runs/a/best.pth")
+            == "python train_srcnn.py --init runs/a/best.pth --seed 0")
+    # real_fsrcnn_x4 was fine-tuned from the shipped fsrcnn_x4; its replay starts from the replayed fsrcnn_x4 run.
+    recipe = json.loads((ROOT / "weights" / "real_fsrcnn_x4.json").read_text())
+    last, before = recipe["runs"][-1], recipe["runs"][-2]
+    assert last["started_from"] == "weights/fsrcnn_x4.pth"
+    assert f"--init {before['run']}/best.pth " in last["command"]
