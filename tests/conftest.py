@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,11 @@ from PIL import Image
 import prepare_h5
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The Ctrl-C tests need Ctrl-C to arrive. A suite started in the background from a script
+# (`nohup pytest &`) inherits SIGINT ignored, and so would every process it starts; a Python
+# handler here is the default again, and exec() resets handled signals for child processes.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 DATA_ROOT = Path(os.environ.get("SR_DATA") or ROOT.parent / "shared" / "datasets")
 
 
