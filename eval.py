@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None):
                      help="enlarge these files, folders or glob patterns (and any --image); the model loads once, "
                           "a failed image is reported and skipped, and the exit code is 2 if any failed")
     big.add_argument("--output", type=Path, help="the enlarged image, when there is one input "
-                     "(default: <out-dir>/<stem>_<arch>_x<factor>.<ext>)")
+                     "(default: <out-dir>/<stem>_<model>_x<factor>.<ext>, <model> being a shipped name such as "
+                     "real_srresnet or the architecture)")
     big.add_argument("--out-dir", type=Path, default=Path("."), help="where results go (default: .)")
     big.add_argument("--format", choices=sorted(PIL_FORMATS), help="output format (default: the --output extension, "
                      "else the input's own when it is png, jpg, webp or tiff, else png)")
@@ -145,7 +146,7 @@ def upscale_mode(args, device) -> list[Path]:
         raise UserError(f"--output names one file, but the inputs hold {len(files)} images; use --out-dir")
     upscaler = load_upscaler(args, device, args.amp, enlarging=True)
     factor = args.outscale or upscaler.scale
-    jobs = [(src, *_output_for(src, args, f"{upscaler.arch}_x{factor:g}")) for src in files]
+    jobs = [(src, *_output_for(src, args, upscaler.output_tag(factor))) for src in files]
     seen: dict[Path, Path] = {}
     for src, dst, _ in jobs:
         other = seen.setdefault(dst.resolve(), src)

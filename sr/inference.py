@@ -163,8 +163,9 @@ class Upscaler:
 
     def __init__(self, net: nn.Module | None, *, arch: str, scale: int, color: str = "rgb", layout: str = "lr-hr",
                  device: torch.device | str = "cpu", precision: Precision | None = None, path: Path | None = None,
-                 tile: int | None = None):
+                 tile: int | None = None, name: str | None = None):
         self.net, self.arch, self.scale, self.color, self.layout = net, arch, int(scale), color, layout
+        self.name = name  # a shipped checkpoint's name (real_srresnet_x4), which its architecture alone does not tell
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device.type, None, False)
         self.path, self.tile = path, tile
@@ -193,7 +194,14 @@ class Upscaler:
         if precision.channels_last:
             net = net.to(memory_format=torch.channels_last)
         return cls(net, arch=state["arch"], scale=state["scale"], color=state["color"], layout=state["layout"],
-                   device=device, precision=precision, path=path, tile=tile)
+                   device=device, precision=precision, path=path, tile=tile, name=state.get("name"))
+
+    def output_tag(self, factor: float) -> str:
+        """What enlarged files are named after: the shipped name without its scale, else the
+        architecture, then the factor: "real_srresnet_x4", "fsrcnn-paper_x3.5". Two shipped
+        models of one architecture (srresnet_x4, real_srresnet_x4) so never write the same file."""
+        base = self.name.rsplit("_x", 1)[0] if self.name else self.arch
+        return f"{base}_x{factor:g}"
 
     @classmethod
     def bicubic(cls, scale: int) -> Upscaler:

@@ -147,9 +147,9 @@ def test_upscale_over_a_folder_keeps_each_kind_and_reports_the_broken_file(tmp_p
     for path in sorted((tmp_path / "out").iterdir()):
         with Image.open(path) as img:
             modes[path.name] = (img.mode, img.size)
-    assert modes == {"rgb_fsrcnn-paper_x2.png": ("RGB", (48, 40)), "rgba_fsrcnn-paper_x2.png": ("RGBA", (48, 40)),
-                     "grey_fsrcnn-paper_x2.png": ("L", (48, 40)), "grey16_fsrcnn-paper_x2.png": ("I;16", (48, 40))}
-    big16 = np.asarray(Image.open(tmp_path / "out" / "grey16_fsrcnn-paper_x2.png"))
+    assert modes == {"rgb_fsrcnn_x2.png": ("RGB", (48, 40)), "rgba_fsrcnn_x2.png": ("RGBA", (48, 40)),
+                     "grey_fsrcnn_x2.png": ("L", (48, 40)), "grey16_fsrcnn_x2.png": ("I;16", (48, 40))}
+    big16 = np.asarray(Image.open(tmp_path / "out" / "grey16_fsrcnn_x2.png"))
     assert (big16 % 257 != 0).mean() > 0.5  # 16-bit values, not an 8-bit image stretched to 16 bits
 
 

@@ -106,3 +106,8 @@ def test_the_default_model_on_a_jpeg_points_to_the_photo_model(tmp_path, capsys)
         err = capsys.readouterr().err
         assert (f"--weights {PHOTO_WEIGHTS} is trained for JPEG photos" in err) == noted, (name, weights, err)
     assert (ROOT / "weights" / f"{PHOTO_WEIGHTS}.pth").exists()
+    # Shipped models are named in their outputs: srresnet_x4 and real_srresnet_x4 share an architecture.
+    eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / "photo.jpg"), "--out-dir", str(tmp_path / "out"),
+                                             "--device", "cpu", "--weights", PHOTO_WEIGHTS]))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["photo_srresnet_x4.jpg", "clean_srresnet_x4.png", "photo_fsrcnn_x4.jpg", f"photo_{PHOTO_WEIGHTS}.jpg"])
