@@ -129,9 +129,6 @@ def _output_for(src: Path, args, name: str) -> tuple[Path, str]:
     return args.out_dir / f"{src.stem}_{name}.{ext}", fmt
 
 
-JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
-
-
 def upscale_mode(args, device) -> list[Path]:
     if args.json:
         raise UserError("--json records scores; --upscale has none (score with --image or --dataset)")
@@ -155,7 +152,7 @@ def upscale_mode(args, device) -> list[Path]:
     inputs = {src.resolve() for src in files}
 
     print(f"{upscaler.describe()}; {len(files)} image{'s' if len(files) > 1 else ''}, x{factor:g}", flush=True)
-    jpegs = sum(src.suffix.lower() in JPEG_SUFFIXES for src in files)
+    jpegs = sum(EXTENSIONS.get(src.suffix.lower().lstrip(".")) == "jpg" for src in files)
     if args.weights is None and jpegs:
         print(f"note: {jpegs} of the inputs {'is a JPEG' if jpegs == 1 else 'are JPEGs'}; {DEFAULT_WEIGHTS} learned from "
               f"clean images and can sharpen JPEG block edges; --weights {PHOTO_WEIGHTS} is trained for JPEG photos",

@@ -6,37 +6,31 @@ import pytest
 from sr.interrupts import deferred_interrupt, stop_on_sigterm_as_on_ctrl_c
 
 
-def test_ctrl_c_inside_the_block_arrives_after_it():
+@pytest.fixture
+def sigterm_as_ctrl_c():
+    """SIGTERM raising KeyboardInterrupt, as sr.cli.run sets it up; the test process's own handler after."""
+    before = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm_as_on_ctrl_c()
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_inside_the_block_arrives_after_it(stop, sigterm_as_ctrl_c):
     steps = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupt():
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), stop)
             steps.append("finished the write")
         steps.append("not reached")
     assert steps == ["finished the write"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(stop) is signal.default_int_handler
 
 
 def test_a_quiet_block_changes_nothing():
     with deferred_interrupt():
         pass
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-
-
-def test_sigterm_is_held_and_delivered_like_ctrl_c(monkeypatch):
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        stop_on_sigterm_as_on_ctrl_c()
-        steps = []
-        with pytest.raises(KeyboardInterrupt):
-            with deferred_interrupt():
-                os.kill(os.getpid(), signal.SIGTERM)
-                steps.append("finished the write")
-            steps.append("not reached")
-        assert steps == ["finished the write"]
-        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def test_an_ignored_sigint_stays_ignored_after_a_block():
