@@ -13,7 +13,7 @@ setup(
     # (torch.onnx.export(dynamo=False) in sr.export, 2.5).
     install_requires=["torch>=2.3", "torchvision>=0.18", "pillow>=10.1", "numpy>=1.24", "h5py>=3.8", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "scikit-image>=0.21"],
+        "test": ["pytest>=7.3", "scikit-image>=0.21"],
         "plots": ["matplotlib>=3.7"],
         # sr.export and ONNX inference; tested with onnx 1.23.2 and onnxruntime 1.32.0 (torch 2.14.1).
         # torch's TorchScript exporter is used, so onnxscript is not needed.
