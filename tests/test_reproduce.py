@@ -4,7 +4,7 @@ import json
 import shlex
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import torch
@@ -74,8 +74,17 @@ def test_a_run_started_from_shipped_weights_replays_from_the_run_that_made_them(
     from experiments.export_weights import starting_from
     assert (starting_from("python train_srcnn.py --init weights/a_x4.pth --seed 0", "weights/a_x4.pth", "runs/a/best.pth")
             == "python train_srcnn.py --init runs/a/best.pth --seed 0")
-    # real_fsrcnn_x4 was fine-tuned from the shipped fsrcnn_x4; its replay starts from the replayed fsrcnn_x4 run.
-    recipe = json.loads((ROOT / "weights" / "real_fsrcnn_x4.json").read_text())
+    # real_srresnet_x4 was fine-tuned from the shipped srresnet_x4; its replay starts from the run that made it.
+    recipe = json.loads((ROOT / "weights" / "real_srresnet_x4.json").read_text())
     last, before = recipe["runs"][-1], recipe["runs"][-2]
-    assert last["started_from"] == "weights/fsrcnn_x4.pth"
-    assert f"--init {before['run']}/best.pth " in last["command"]
+    assert last["started_from"] == "weights/srresnet_x4.pth"
+    assert f"--init {before['run']}/last.pth " in last["command"]
+    # And no shipped recipe's replay loads shipped weights: every start is an earlier run of the same recipe.
+    for path in sorted((ROOT / "weights").glob("*.json")):
+        runs = json.loads(path.read_text())["runs"]
+        for i, run in enumerate(runs):
+            words = run["command"].split(" ")
+            for flag in ("--init", "--generator"):
+                if flag in words:
+                    start = PurePosixPath(words[words.index(flag) + 1])
+                    assert str(start.parent) in [r["run"] for r in runs[:i]], (path.name, flag, start)
