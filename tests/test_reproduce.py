@@ -81,10 +81,11 @@ def test_a_run_started_from_shipped_weights_replays_from_the_run_that_made_them(
     assert f"--init {runs[i - 1]['run']}/last.pth " in tuned["command"]
     # And no shipped recipe's replay loads shipped weights: every start is an earlier run of the same recipe.
     for path in sorted((ROOT / "weights").glob("*.json")):
-        runs = json.loads(path.read_text())["runs"]
-        for i, run in enumerate(runs):
+        earlier = []  # the run folders before this one in the recipe
+        for run in json.loads(path.read_text())["runs"]:
             words = run["command"].split(" ")
             for flag in ("--init", "--generator"):
                 if flag in words:
                     start = PurePosixPath(words[words.index(flag) + 1])
-                    assert str(start.parent) in [r["run"] for r in runs[:i]], (path.name, flag, start)
+                    assert str(start.parent) in earlier, (path.name, flag, start)
+            earlier.append(run["run"])
