@@ -12,6 +12,7 @@ COUNTS = {
     "fsrcnn-wide": 48_321,
     "fsrcnn-paper": 12_809,
     "fsrcnn-large": 48_321,
+    "fsrcnn-deep": 85_441,
     "srresnet": 1_546_883,
     "srresnet-noin": 1_542_659,
     "srresnet-tailin": 1_542_787,

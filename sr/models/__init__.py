@@ -46,6 +46,9 @@ MODELS: dict[str, ModelSpec] = {
     # fsrcnn-paper with fsrcnn-wide's widths: ~4x the parameters (still ~30x fewer than SRResNet),
     # the room to undo JPEG's blocks as well as enlarge (the fast model of real_fsrcnn_x4).
     "fsrcnn-large": ModelSpec(FSRCNN, "lr-hr", "y", dict(d=64, s=32, m=4)),
+    # fsrcnn-large with twice the mapping layers: the receptive field grows from 13 to 21 LR px,
+    # over two JPEG blocks, for ~1.8x the time (a candidate for the fast photo model).
+    "fsrcnn-deep": ModelSpec(FSRCNN, "lr-hr", "y", dict(d=64, s=32, m=8)),
     "srresnet": ModelSpec(SRResNet, "lr-hr", "rgb", dict(norm="all"), family="srgan"),
     "srresnet-noin": ModelSpec(SRResNet, "lr-hr", "rgb", dict(norm="none"), family="srgan"),
     "srresnet-tailin": ModelSpec(SRResNet, "lr-hr", "rgb", dict(norm="tail"), family="srgan"),
