@@ -33,8 +33,8 @@ from sr.errors import UserError
 from sr.protocol import PROTOCOLS
 from sr.figures import side_by_side
 from sr.data.images import find_images, save_image
-from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, PHOTO_WEIGHTS, Evaluation, Upscaler,
-                          evaluate_image, mean_scores)
+from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, Evaluation,
+                          Upscaler, default_weights, evaluate_image, mean_scores)
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
 
 
@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None = None):
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", help="a checkpoint (.pth), an ONNX export (.onnx, run by onnxruntime), or a shipped "
-                     f"name such as fsrcnn_x3 (see weights/); --upscale defaults to {DEFAULT_WEIGHTS}")
+                     f"name such as fsrcnn_x3 (see weights/); --upscale defaults to {PHOTO_WEIGHTS} for JPEGs saved at "
+                     f"quality {PHOTO_MAX_QUALITY} or lower and to {DEFAULT_WEIGHTS} for everything else")
     src.add_argument("--bicubic", action="store_true", help="plain bicubic instead of a model (needs --scale)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--image", action="append", metavar="PATH",
@@ -98,15 +99,16 @@ def parse_args(argv: list[str] | None = None):
     return p.parse_args(argv)
 
 
-def load_upscaler(args, device, amp: bool | None, enlarging: bool) -> Upscaler | None:
-    """The model the flags ask for; None for --bicubic when scoring (bicubic is always scored)."""
+def load_upscaler(args, device, amp: bool | None, enlarging: bool, weights: str | None = None) -> Upscaler | None:
+    """The model the flags ask for (``weights`` when --weights is not given); None for --bicubic
+    when scoring (bicubic is always scored)."""
     if args.bicubic:
         if args.scale is None:
             raise UserError("--bicubic needs --scale")
         return Upscaler.bicubic(args.scale) if enlarging else None
     if args.weights is None and not enlarging:
         raise UserError("give --weights CHECKPOINT (or a shipped name), or --bicubic --scale N")
-    upscaler = Upscaler.load(args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
+    upscaler = Upscaler.load(weights or args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
     if args.scale is not None and args.scale != upscaler.scale:
         raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
     return upscaler
@@ -141,24 +143,30 @@ def upscale_mode(args, device) -> list[Path]:
         raise UserError("--upscale needs inputs: files, folders or glob patterns (or --image)")
     if args.output and len(files) > 1:
         raise UserError(f"--output names one file, but the inputs hold {len(files)} images; use --out-dir")
-    upscaler = load_upscaler(args, device, args.amp, enlarging=True)
-    factor = args.outscale or upscaler.scale
-    jobs = [(src, *_output_for(src, args, upscaler.output_tag(factor))) for src in files]
+    # Without --weights each input gets the shipped model for its kind: JPEGs of ordinary
+    # quality the photo model, everything else the clean one. Each model loads once.
+    chosen = {src: default_weights(src) if args.weights is None and not args.bicubic else (None, "") for src in files}
+    upscalers = {w: load_upscaler(args, device, args.amp, enlarging=True, weights=w) for w, _ in chosen.values()}
+    jobs = []
+    for src in files:
+        upscaler = upscalers[chosen[src][0]]
+        factor = args.outscale or upscaler.scale
+        jobs.append((src, upscaler, *_output_for(src, args, upscaler.output_tag(factor))))
     seen: dict[Path, Path] = {}
-    for src, dst, _ in jobs:
+    for src, _, dst, _ in jobs:
         other = seen.setdefault(dst.resolve(), src)
         if other is not src:
             raise UserError(f"{other} and {src} would both be written to {dst}; enlarge them into separate --out-dir folders")
     inputs = {src.resolve() for src in files}
 
-    print(f"{upscaler.describe()}; {len(files)} image{'s' if len(files) > 1 else ''}, x{factor:g}", flush=True)
-    jpegs = sum(EXTENSIONS.get(src.suffix.lower().lstrip(".")) == "jpg" for src in files)
-    if args.weights is None and jpegs:
-        print(f"note: {jpegs} of the inputs {'is a JPEG' if jpegs == 1 else 'are JPEGs'}; {DEFAULT_WEIGHTS} learned from "
-              f"clean images and can sharpen JPEG block edges; --weights {PHOTO_WEIGHTS} is trained for JPEG photos",
-              file=sys.stderr, flush=True)
+    for weights, upscaler in upscalers.items():
+        mine = [src for src in files if chosen[src][0] == weights]
+        reasons = sorted({chosen[src][1] for src in mine})
+        why = f" ({', '.join(reasons)}: the default for such inputs; --weights picks one model for all)" if weights else ""
+        print(f"{upscaler.describe()}; {len(mine)} image{'s' if len(mine) > 1 else ''}, "
+              f"x{args.outscale or upscaler.scale:g}{why}", flush=True)
     written, failed = [], 0
-    for src, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True):
+    for src, upscaler, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True):
         try:
             if dst.resolve() in inputs:
                 raise UserError(f"{src}: its output {dst} is an input, which is never overwritten; choose another --out-dir")

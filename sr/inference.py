@@ -30,6 +30,7 @@ from sr.data.degradation import model_input, upscale
 from sr.errors import UserError
 from sr.protocol import Scored, bicubic_score, degrade, ground_truth, predict, score, to_rgb_image
 from sr.imresize import imresize
+from sr.jpeg_quality import jpeg_quality
 from sr.models.fsrcnn import FSRCNN
 from sr.models.srresnet import SRResNet
 from sr.onnx_runtime import OnnxModel
@@ -39,10 +40,25 @@ from sr.precision import Precision, choose_precision
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = "srresnet_x4"  # for enlarging without --weights: the strongest shipped model on clean images
-PHOTO_WEIGHTS = "real_srresnet_x4"  # trained for JPEG photos; the default once it meets its targets (README)
+PHOTO_WEIGHTS = "real_srresnet_x4"  # trained for JPEG photos: the default for JPEGs up to PHOTO_MAX_QUALITY
+# Chosen on BSDS200-val (the 10 held-out photos), LR saved as JPEG at q70-98: real_srresnet_x4
+# leads srresnet_x4 by 0.39 dB at q70 and 0.07 at q90, ties at q92 (-0.01) and trails by 0.11
+# at q95 and 0.22 at q98, where there are no blocks left to undo (README, "Photos").
+PHOTO_MAX_QUALITY = 90
 # LR inputs larger than this are tiled unless a tile is given: a 12-megapixel photo enlarged
 # x4 untiled would need tens of GB for SRResNet's full-resolution activations.
 AUTO_TILE, AUTO_TILE_ABOVE = 256, 512 * 512
+
+
+def default_weights(path: str | Path) -> tuple[str, str]:
+    """The shipped model that enlarges ``path`` when no --weights is given, and why, in words:
+    the photo model for a JPEG saved at quality PHOTO_MAX_QUALITY or lower, else the clean one."""
+    quality = jpeg_quality(path)
+    if quality is None:
+        return DEFAULT_WEIGHTS, "not a JPEG"
+    if quality <= PHOTO_MAX_QUALITY:
+        return PHOTO_WEIGHTS, f"JPEG quality {PHOTO_MAX_QUALITY} or lower"
+    return DEFAULT_WEIGHTS, f"JPEG quality above {PHOTO_MAX_QUALITY}"
 
 
 def shipped_names(weights_dir: Path | None = None) -> list[str]:

@@ -8,7 +8,7 @@ from PIL import Image
 
 import eval as eval_script
 from sr.color import rgb_to_y
-from sr.inference import DEFAULT_WEIGHTS, PHOTO_WEIGHTS, Upscaler
+from sr.inference import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, Upscaler
 from sr.protocol import degrade, ground_truth
 from tests.conftest import ROOT
 
@@ -95,19 +95,21 @@ def test_photo_models_draw_fewer_block_edges_and_score_higher_on_jpeg_lr(path, d
     assert photo.scores["psnr"] > clean.scores["psnr"] + 0.1
 
 
-def test_the_default_model_on_a_jpeg_points_to_the_photo_model(tmp_path, capsys):
+def test_without_weights_ordinary_jpegs_get_the_photo_model_and_the_rest_the_clean_one(tmp_path, capsys):
     rng = np.random.default_rng(4)
     image = Image.fromarray(rng.integers(0, 256, size=(16, 20, 3), dtype=np.uint8))
-    image.save(tmp_path / "photo.jpg", quality=60)
+    image.save(tmp_path / "photo.jpg", quality=PHOTO_MAX_QUALITY)
+    image.save(tmp_path / "fine.jpg", quality=PHOTO_MAX_QUALITY + 1)
     image.save(tmp_path / "clean.png")
-    for name, weights, noted in (("photo.jpg", [], True), ("clean.png", [], False), ("photo.jpg", ["--weights", "fsrcnn_x4"], False)):
-        eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / name), "--out-dir", str(tmp_path / "out"),
-                                                 "--device", "cpu", *weights]))
-        err = capsys.readouterr().err
-        assert (f"--weights {PHOTO_WEIGHTS} is trained for JPEG photos" in err) == noted, (name, weights, err)
-    assert (ROOT / "weights" / f"{PHOTO_WEIGHTS}.pth").exists()
-    # Shipped models are named in their outputs: srresnet_x4 and real_srresnet_x4 share an architecture.
-    eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / "photo.jpg"), "--out-dir", str(tmp_path / "out"),
-                                             "--device", "cpu", "--weights", PHOTO_WEIGHTS]))
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        ["photo_srresnet_x4.jpg", "clean_srresnet_x4.png", "photo_fsrcnn_x4.jpg", f"photo_{PHOTO_WEIGHTS}.jpg"])
+    image.save(tmp_path / "disguised.png", format="JPEG", quality=60)  # the content decides, not the name
+    out = tmp_path / "out"
+    eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path), "--out-dir", str(out), "--device", "cpu"]))
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        f"photo_{PHOTO_WEIGHTS}.jpg", f"disguised_{PHOTO_WEIGHTS}.png", f"fine_{DEFAULT_WEIGHTS}.jpg", f"clean_{DEFAULT_WEIGHTS}.png"])
+    assert f"{PHOTO_WEIGHTS}.pth" in printed and "2 images" in printed and f"JPEG quality {PHOTO_MAX_QUALITY} or lower" in printed
+    # --weights picks one model for every input, JPEG or not.
+    eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / "photo.jpg"), str(tmp_path / "clean.png"),
+                                             "--out-dir", str(out / "one"), "--device", "cpu", "--weights", "fsrcnn_x4"]))
+    assert sorted(p.name for p in (out / "one").iterdir()) == ["clean_fsrcnn_x4.png", "photo_fsrcnn_x4.jpg"]
+    assert "default for such inputs" not in capsys.readouterr().out
