@@ -1,7 +1,7 @@
 """Estimate the quality a JPEG file was saved at, from its luminance quantisation table.
 
-libjpeg, and so Pillow and most software, builds its tables by scaling the standard ones of
-ITU T.81 Annex K by the quality (``jpeg_quality_scaling``). Reading the table back and finding
+libjpeg (and so Pillow) builds its tables by scaling the standard ones of ITU T.81 Annex K
+by the quality (``jpeg_quality_scaling``). Reading the table back and finding
 the quality whose scaled table is closest gives the quality exactly for such files, and the
 nearest IJG quality for encoders with their own tables (cameras, some editors): the same idea
 as ImageMagick's ``identify -format %Q``. Written by hand because neither Pillow nor
