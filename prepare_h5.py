@@ -10,6 +10,7 @@ the "upsampled" layout stores that LR enlarged back by bicubic (what SRCNN reads
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
@@ -22,13 +23,28 @@ from tqdm import tqdm
 from sr.cli import ArgumentParser, non_negative_int, positive_int, run, scale_type
 from sr.data.h5 import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, PatchWriter, default_h5_path, default_patch, held_out
 from sr.data.sets import data_root, resolve_images
-from sr.data.degradation import downscale, mod_crop, model_input, to_planes
+from sr.data.degradation import downscale, mod_crop, model_input, to_planes, to_uint8
+from sr.imresize import imresize
 from sr.errors import UserError
 from sr.data.images import load_rgb
 from sr.models import COLORS, LAYOUTS
 from sr.data.patches import dihedral, patch_pairs
 
 DEGRADATION = "matlab-bicubic-antialias, lr rounded to uint8"
+# The FSRCNN paper's data augmentation: each of the 91 images also downscaled by 0.9, 0.8, 0.7
+# and 0.6 (Dong et al., ECCV 2016, section 4.1), besides the rotations.
+PAPER_RESCALE = (1.0, 0.9, 0.8, 0.7, 0.6)
+
+
+def rescale_factor(text: str) -> float:
+    """An argparse ``type``: a factor in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {text!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None):
@@ -48,6 +64,10 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--stride", type=positive_int, help="HR pixels between patches (default: 14 upsampled; "
                    "5 x scale lr-hr y; 9 x scale lr-hr rgb)")
     p.add_argument("--augment", action="store_true", help="also store the 7 other flips/90-degree rotations of every patch")
+    p.add_argument("--rescale", type=rescale_factor, nargs="+", metavar="F",
+                   help="also cut patches from each training image downscaled by these factors (MATLAB bicubic, "
+                        "before the LR is made), as the FSRCNN paper augments its 91 images; 1 is the image itself "
+                        f"(default: {' '.join(map(str, PAPER_RESCALE))} with --augment, else 1)")
     p.add_argument("--output", type=Path, help="training file (default: data/h5/<images>_x<scale>_<layout>_<color>.h5)")
     p.add_argument("--eval-output", type=Path, help="validation file (default: data/h5/<images>-val_x<scale>_<layout>_<color>.h5)")
     p.add_argument("--data-root", help="folder holding T91/, Set5/, ... (default: $SR_DATA, else ./data)")
@@ -96,6 +116,7 @@ def recorded_command(args, root: Path, output: Path, eval_output: Path) -> str:
     words += ["--patch-size", str(args.patch_size), "--stride", str(args.stride)]
     if args.augment:
         words.append("--augment")
+    words += ["--rescale", *(f"{f:g}" for f in args.rescale)]
     if args.max_images:
         words += ["--max-images", str(args.max_images)]
     words += ["--output", _portable(output, root), "--eval-output", _portable(eval_output, root)]
@@ -140,22 +161,28 @@ def write_training_file(args, root: Path, name: str, files: list[Path], held: li
     lr_side = args.patch_size if args.layout == "upsampled" else args.patch_size // args.scale
     channels = COLORS[args.color]
     attrs = dict(kind="train", scale=args.scale, layout=args.layout, color=args.color, patch_size=args.patch_size,
-                 stride=args.stride, augment=args.augment, degradation=DEGRADATION,
+                 stride=args.stride, augment=args.augment, rescale=json.dumps(list(args.rescale)), degradation=DEGRADATION,
                  source=_source(files, root), source_name=name, held_out=json.dumps([Path(f).name for f in held]),
                  command=command)
     writer = PatchWriter(output, (channels, lr_side, lr_side), (channels, args.patch_size, args.patch_size), attrs)
     used, skipped = 0, []
     try:
         for path in tqdm(files, desc=f"patches {name} x{args.scale}", unit="img"):
-            hr_rgb = mod_crop(load_rgb(path), args.scale)
-            if min(hr_rgb.shape[:2]) < args.patch_size:
+            image = load_rgb(path)
+            cut = 0
+            for factor in args.rescale:
+                hr_rgb = mod_crop(image if factor == 1 else to_uint8(imresize(image, factor)), args.scale)
+                if min(hr_rgb.shape[:2]) < args.patch_size:
+                    continue
+                inputs = model_input(downscale(hr_rgb, args.scale), args.scale, args.layout, args.color)
+                lr, hr = patch_pairs(inputs, to_planes(hr_rgb, args.color), args.scale, args.layout, args.patch_size, args.stride)
+                if args.augment:
+                    lr, hr = np.concatenate(dihedral(lr)), np.concatenate(dihedral(hr))
+                writer.append(lr, hr)
+                cut += 1
+            if not cut:
                 skipped.append(path.name)
                 continue
-            inputs = model_input(downscale(hr_rgb, args.scale), args.scale, args.layout, args.color)
-            lr, hr = patch_pairs(inputs, to_planes(hr_rgb, args.color), args.scale, args.layout, args.patch_size, args.stride)
-            if args.augment:
-                lr, hr = np.concatenate(dihedral(lr)), np.concatenate(dihedral(hr))
-            writer.append(lr, hr)
             used += 1
         if skipped:
             tqdm.write(f"warning: skipped {len(skipped)} image(s) smaller than a {args.patch_size}px patch: "
@@ -199,6 +226,7 @@ def main(args) -> dict:
     patch, stride = default_patch(args.scale, args.layout, args.color)
     args.patch_size = args.patch_size or patch
     args.stride = args.stride or stride
+    args.rescale = tuple(args.rescale or (PAPER_RESCALE if args.augment else (1.0,)))
     _check_geometry(args)
     root = data_root(args.data_root)
     start = time.perf_counter()
@@ -213,7 +241,8 @@ def main(args) -> dict:
     seconds = time.perf_counter() - start
     size_mb = (train["path"].stat().st_size + evaluation["path"].stat().st_size) / 1e6
     print(f"wrote {train['path']}: {train['images']} images, {train['patches']} patches, "
-          f"lr {train['lr']} hr {train['hr']} uint8{', augmented x8' if args.augment else ''}")
+          f"lr {train['lr']} hr {train['hr']} uint8{', augmented x8' if args.augment else ''}"
+          + (f", rescaled by {' '.join(f'{f:g}' for f in args.rescale)}" if args.rescale != (1.0,) else ""))
     print(f"wrote {evaluation['path']}: {evaluation['images']} whole validation images"
           + ("" if args.eval_images else f", held out of the training images: {', '.join(Path(f).stem for f in val_files)}"))
     print(f"{size_mb:.1f} MB in {seconds:.1f} s")

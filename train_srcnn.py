@@ -18,7 +18,7 @@ from sr.cli import ArgumentParser, run
 from sr.losses import content_loss
 from sr.models import MODELS
 from sr.training.config import RunConfig, add_training_args, load_resumable, parse_flags
-from sr.training.content import ContentStep, Optim
+from sr.training.content import ContentStep, Optim, WeightAverage
 from sr.training.loader import TrainingData, make_batches
 from sr.training.loop import Progress, ctrl_c_saves, evaluate, metrics_row, score_line, start_line, train_one_epoch
 from sr.training.model import build_model, prepare_modules
@@ -51,21 +51,24 @@ def main(args) -> dict:
 def train(cfg: RunConfig, ctx: distributed.Context, resume: dict[str, Any] | None) -> dict:
     # Data: the patch file (checked against the model) in (seed, epoch) order, and the eval images.
     data = TrainingData.open(cfg.train, cfg.eval, cfg.scale, cfg.layout, cfg.color, cfg.load, cfg.degradation, cfg.seed,
-                             cfg.eval_jpeg)
+                             cfg.eval_jpeg, cfg.eval_degrade)
     batches = make_batches(data.train, cfg.batch_size, ctx, cfg.seed, cfg.workers)
     run = RunDir(cfg.out, resuming=resume is not None) if ctx.is_main else None
 
     # Model, optimizer and schedule: fresh (seeded, or --init's weights), or as the resumed run left them.
     model, kwargs = build_model(cfg.arch, cfg.scale, cfg.color, cfg.seed, resume, cfg.init)
     (net,) = prepare_modules([model], ctx, cfg.precision.channels_last, cfg.compile)
-    optim = Optim.adam(model, cfg.lr, cfg.epochs * batches.per_epoch, cfg.precision, resume)
-    step = ContentStep(net, content_loss(cfg.loss), optim, cfg.precision, ctx.device)
+    optim = Optim.adam(model, cfg.lr, cfg.epochs * batches.per_epoch, cfg.precision, resume, last_layer_lr=cfg.last_layer_lr)
+    # --ema: the averaged weights are the run's model (scored, best.pth, exported); the trained ones resume.
+    ema = WeightAverage(model, cfg.ema, resume) if cfg.ema else None
+    scored = ema.module if ema else model
+    step = ContentStep(net, content_loss(cfg.loss), optim, cfg.precision, ctx.device, ema=ema)
 
     def state(at: Progress, scores: dict | None = None) -> dict:
         return training_state(arch=cfg.arch, model_kwargs=kwargs, scale=cfg.scale, color=cfg.color, layout=cfg.layout,
-                              model=model, optimizer=optim.optimizer, scheduler=optim.scheduler, scaler=optim.scaler,
+                              model=scored, optimizer=optim.optimizer, scheduler=optim.scheduler, scaler=optim.scaler,
                               epoch=at.epoch, step=at.step, partial=at.sums, best_psnr=at.best_psnr, args=cfg.record(),
-                              scores=scores, **cfg.precision.record())
+                              scores=scores, **cfg.precision.record(), **(ema.state(model) if ema else {}))
 
     # The loop: train, then rank 0 evaluates and saves while the other processes wait.
     progress = Progress.start(resume)
@@ -77,7 +80,7 @@ def train(cfg: RunConfig, ctx: distributed.Context, resume: dict[str, Any] | Non
             result = train_one_epoch(step, batches, epoch, progress, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      watch=[model], last_good=run and run.last)
             if ctx.is_main:
-                scores = evaluate(model, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale), ctx.device)
+                scores = evaluate(scored, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale), ctx.device)
                 print(score_line(scores), flush=True)
                 run.end_epoch(progress, epoch, scores, metrics_row(epoch, result, scores, step.current_lr()), state)
             else:

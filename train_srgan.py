@@ -24,7 +24,7 @@ from sr.errors import UserError
 from sr.losses import PerceptualLoss, content_loss
 from sr.models import MODELS, Discriminator, rebuild
 from sr.training.config import add_training_args, load_resumable, parse_flags
-from sr.training.content import ContentStep, Optim
+from sr.training.content import ContentStep, Optim, WeightAverage
 from sr.training.gan import GAN_FIELDS, GanConfig, GanStep, add_gan_args, read_generator
 from sr.training.loader import TrainingData, make_batches
 from sr.training.loop import Progress, ctrl_c_saves, evaluate, metrics_row, score_line, start_line, train_one_epoch
@@ -68,9 +68,11 @@ def main(args) -> dict:
 
 def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | None, generator: dict[str, Any] | None) -> dict:
     gan = cfg.phase == "gan"
+    if gan and (cfg.ema or cfg.last_layer_lr != 1.0):
+        raise UserError("--ema and --last-layer-lr are for the pretrain phase (a content loss); the GAN phase trains without them")
     # Data: the patch file (checked against the model) in (seed, epoch) order, and the eval images.
     data = TrainingData.open(cfg.train, cfg.eval, cfg.scale, cfg.layout, cfg.color, cfg.load, cfg.degradation, cfg.seed,
-                             cfg.eval_jpeg)
+                             cfg.eval_jpeg, cfg.eval_degrade)
     batches = make_batches(data.train, cfg.batch_size, ctx, cfg.seed, cfg.workers)
     run = RunDir(cfg.out, resuming=resume is not None, fields=GAN_FIELDS if gan else METRIC_FIELDS) if ctx.is_main else None
 
@@ -83,10 +85,12 @@ def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | Non
     else:
         model, kwargs = build_model(cfg.arch, cfg.scale, cfg.color, cfg.seed, resume, cfg.init)
     total_steps = cfg.epochs * batches.per_epoch
+    ema = None
     if not gan:
         (net,) = prepare_modules([model], ctx, cfg.precision.channels_last, cfg.compile)
-        optim = Optim.adam(model, cfg.lr, total_steps, cfg.precision, resume)
-        step = ContentStep(net, content_loss(cfg.loss), optim, cfg.precision, ctx.device)
+        optim = Optim.adam(model, cfg.lr, total_steps, cfg.precision, resume, last_layer_lr=cfg.last_layer_lr)
+        ema = WeightAverage(model, cfg.ema, resume) if cfg.ema else None
+        step = ContentStep(net, content_loss(cfg.loss), optim, cfg.precision, ctx.device, ema=ema)
         what = f"pretrain, {cfg.loss} loss,"
     else:
         d_kwargs = resume["discriminator_kwargs"] if resume else dict(channels=kwargs["channels"],
@@ -111,14 +115,15 @@ def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | Non
                        d_optim=d_optim, precision=cfg.precision, device=ctx.device, adv_weight=cfg.adv_weight,
                        perceptual=perceptual, perceptual_weight=cfg.perceptual_weight)
         what = f"gan (adv {cfg.adv_weight:g}), {cfg.loss} content,"
+    scored = ema.module if ema else model  # --ema: the average is scored, kept as best.pth and exported
 
     def state(at: Progress, scores: dict | None = None) -> dict:
-        extra = {}
+        extra = ema.state(model) if ema else {}
         if gan:
             extra = dict(discriminator=bare_module(discriminator).state_dict(), discriminator_kwargs=d_kwargs,
                          **d_optim.state("d_"), generator_source=str(cfg.generator))
         return training_state(arch=cfg.arch, model_kwargs=kwargs, scale=cfg.scale, color=cfg.color, layout=cfg.layout,
-                              model=model, optimizer=optim.optimizer, scheduler=optim.scheduler, scaler=optim.scaler,
+                              model=scored, optimizer=optim.optimizer, scheduler=optim.scheduler, scaler=optim.scaler,
                               epoch=at.epoch, step=at.step, partial=at.sums, best_psnr=at.best_psnr, args=cfg.record(),
                               scores=scores, **cfg.precision.record(), **extra)
 
@@ -132,7 +137,7 @@ def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | Non
             result = train_one_epoch(step, batches, epoch, progress, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                      watch=[model, discriminator] if gan else [model], last_good=run and run.last)
             if ctx.is_main:
-                scores = evaluate(model, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale), ctx.device)
+                scores = evaluate(scored, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale), ctx.device)
                 print(score_line(scores), flush=True)
                 run.end_epoch(progress, epoch, scores, metrics_row(epoch, result, scores, step.current_lr()), state)
             else:

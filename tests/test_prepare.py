@@ -53,7 +53,7 @@ def test_lr_hr_patches_line_up_with_the_whole_lr_image(tmp_path, image_folders):
 
 
 def test_augment_stores_all_eight_orientations(tmp_path, image_folders, h5_x3):
-    train, _ = make_h5(tmp_path, image_folders, 3, "--stride", "9", "--augment")
+    train, _ = make_h5(tmp_path, image_folders, 3, "--stride", "9", "--augment", "--rescale", "1")
     with h5py.File(train) as f, h5py.File(h5_x3[0]) as plain:
         assert len(f["hr"]) == 8 * len(plain["hr"])
         assert f.attrs["augment"]
@@ -65,6 +65,36 @@ def test_augment_stores_all_eight_orientations(tmp_path, image_folders, h5_x3):
     expected = [e if i % 2 == 0 else e[:, ::-1] for i, e in enumerate(expected)]
     for got, want in zip(blocks, expected):
         assert np.array_equal(got, want)
+
+
+def test_rescale_adds_each_image_downscaled_and_augment_defaults_to_the_papers_factors(tmp_path, image_folders):
+    from sr.imresize import imresize
+    from sr.data.degradation import to_uint8
+
+    train, _ = make_h5(tmp_path, image_folders, 3, "--stride", "9", "--augment")
+    with h5py.File(train) as f:
+        assert json.loads(f.attrs["rescale"]) == list(prepare_h5.PAPER_RESCALE)
+        assert "--augment --rescale 1 0.9 0.8 0.7 0.6" in f.attrs["command"]
+        count = len(f["hr"])
+        first = f["hr"][:8]
+    # Every factor's copy is cut like an image of its own: mod-cropped, then the same grid.
+    expected = 0
+    for path in list_images(image_folders["train"]):
+        image = load_rgb(path)
+        for factor in prepare_h5.PAPER_RESCALE:
+            h, w = mod_crop(image if factor == 1 else to_uint8(imresize(image, factor)), 3).shape[:2]
+            if min(h, w) >= 33:
+                expected += 8 * ((h - 33) // 9 + 1) * ((w - 33) // 9 + 1)
+    assert count == expected
+    # The first patches are the first image at full size (factor 1 comes first).
+    hr = to_planes(mod_crop(load_rgb(sorted(list_images(image_folders["train"]))[0]), 3), "y")
+    assert np.array_equal(first[0], hr[:, :33, :33])
+
+
+def test_rescale_factors_are_checked(tmp_path, image_folders):
+    for bad in ("0", "1.5", "x"):
+        with pytest.raises(SystemExit):
+            prepare_h5.parse_args(["--scale", "3", "--rescale", bad])
 
 
 def test_small_images_are_skipped_with_a_warning(tmp_path, image_folders, capsys):

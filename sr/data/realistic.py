@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sr.data.degradation import downscale
+from sr.data.field import shifted_compress
 from sr.errors import UserError
 
 RESIZE_MODES = ("bicubic", "bilinear", "area")
@@ -51,9 +52,26 @@ class DegradationSettings:
     grey_noise_prob: float = 0.4  # share of noisy samples whose noise is the same in R, G and B
     jpeg_prob: float = 0.9
     jpeg_quality: tuple[int, int] = (30, 95)  # inclusive
+    # What files carry besides one aligned JPEG (issue 20); every one off by default, so runs and
+    # recipes made before them keep their data. The field recipe turns them on by flag.
+    webp_share: float = 0.0  # share of compressed samples saved as lossy WebP instead of JPEG (same quality draw)
+    grid_shift_prob: float = 0.0  # share of compressions whose 8x8 grid is moved by 0-7 px down and right
+    resize_after_prob: float = 0.0  # share of samples compressed at a larger size, then downscaled to the LR
+    resize_after_ratio: tuple[float, float] = (1.25, 2.5)  # that size over the LR size
+    second_prob: float = 0.0  # share of samples degraded a second time (Real-ESRGAN's second order): blur, noise, compression
+    second_blur_sigma: tuple[float, float] = (0.2, 0.8)  # std of the second blur, in LR pixels (half the second rounds)
+    second_noise_sigma: tuple[float, float] = (0.0, 5.0)  # std of the second noise, 0-255 scale
+    second_quality: tuple[int, int] = (60, 95)  # quality of the second compression, inclusive
 
     def __post_init__(self):
-        for name in ("clean_prob", "blur_prob", "aniso_prob", "noise_prob", "grey_noise_prob", "jpeg_prob"):
+        for name in ("resize_after_ratio", "second_blur_sigma", "second_noise_sigma", "second_quality"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi or (name == "resize_after_ratio" and lo < 1):
+                raise ValueError(f"{name} must be (low, high) with 0 <= low <= high (ratios >= 1), got {(lo, hi)}")
+        if not (1 <= self.second_quality[0] and self.second_quality[1] <= 100):
+            raise ValueError(f"second_quality must be within 1..100, got {self.second_quality}")
+        for name in ("clean_prob", "blur_prob", "aniso_prob", "noise_prob", "grey_noise_prob", "jpeg_prob",
+                     "webp_share", "grid_shift_prob", "resize_after_prob", "second_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name, lowest in (("blur_sigma", 1e-3), ("noise_sigma", 0.0), ("jpeg_quality", 1)):
@@ -155,6 +173,24 @@ def jpeg_degrade(rgb_uint8_hwc: np.ndarray, quality: int) -> np.ndarray:
 # Columns of the per-sample uniform draws, one row per sample; every column is drawn for every
 # sample whatever the settings, so changing one probability never shifts the other draws.
 _CLEAN, _BLUR, _ANISO, _SIGMA_X, _SIGMA_Y, _ANGLE, _MODE, _NOISE, _GREY, _NOISE_SIGMA, _JPEG, _QUALITY = range(12)
+# The field steps' draws, made after all of the above, so settings without them give the LR they always gave.
+(_WEBP, _SHIFT, _DY, _DX, _RESIZE, _RATIO, _SECOND, _SECOND_BLUR, _SECOND_BLUR_SIGMA, _SECOND_SIGMA, _SECOND_Q,
+ _SECOND_WEBP, _SECOND_DY, _SECOND_DX) = range(14)
+
+
+def _compress(lr: torch.Tensor, webp: bool, quality: int, dy: int, dx: int) -> torch.Tensor:
+    """(3, h, w) uint8 through a JPEG (or WebP) save and decode, its block grid moved (dy, dx)."""
+    rgb = lr.permute(1, 2, 0).numpy()
+    if webp or dy or dx:
+        out = shifted_compress(rgb, "webp" if webp else "jpeg", quality, dy, dx)
+    else:
+        out = jpeg_degrade(rgb, quality)
+    return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)
+
+
+def _quality(u: torch.Tensor, bounds: tuple[int, int]) -> torch.Tensor:
+    lo, hi = bounds
+    return (lo + (u * (hi - lo + 1)).long()).clamp(max=hi)
 
 
 def degrade_batch(
@@ -184,6 +220,8 @@ def degrade_batch(
     s = settings
     u = torch.rand(n, 12, generator=generator, dtype=torch.float64)
     noise = torch.randn(n, 3, lh, lw, generator=generator)  # unit std; grey samples use channel 0
+    v = torch.rand(n, 14, generator=generator, dtype=torch.float64)  # the field steps (_WEBP ...)
+    second_noise = torch.randn(n, 3, lh, lw, generator=generator)
 
     clean = u[:, _CLEAN] < s.clean_prob
     out = torch.empty(n, 3, lh, lw, dtype=torch.uint8)
@@ -197,7 +235,11 @@ def degrade_batch(
         return out
     # index_select rather than hr[rest]: advanced indexing of uint8 is ~8x slower on the CPU.
     x = hr.index_select(0, rest).float()  # (m, 3, H, W) in [0, 255]
-    u = u[rest]
+    u, v = u[rest], v[rest]
+    quality = _quality(u[:, _QUALITY], s.jpeg_quality)
+    webp = v[:, _WEBP] < s.webp_share
+    shifted = v[:, _SHIFT] < s.grid_shift_prob
+    dy, dx = ((v[:, c] * 8).long().clamp(max=7) * shifted for c in (_DY, _DX))
 
     # Blur, at HR. One kernel size for the batch, covering 3 sigma of the widest possible kernel.
     lo, hi = (v * scale / SIGMA_SCALE for v in s.blur_sigma)
@@ -226,6 +268,18 @@ def degrade_batch(
             kw = {} if mode == "area" else {"antialias": True, "align_corners": False}
             lr[pick] = F.interpolate(x.index_select(0, pick), size=(lh, lw), mode=mode, **kw)
 
+    # Resized after compression: these samples are compressed at 1.25-2.5x the LR size instead,
+    # then shrunk to it, so their blocks are smaller than 8 LR px and off the grid.
+    compressed = u[:, _JPEG] < s.jpeg_prob
+    resized = v[:, _RESIZE] < s.resize_after_prob
+    r_lo, r_hi = s.resize_after_ratio
+    for j in torch.nonzero(resized).flatten().tolist():
+        ratio = r_lo + (r_hi - r_lo) * float(v[j, _RATIO])
+        size = (min(h, round(lh * ratio)), min(w, round(lw * ratio)))
+        mid = F.interpolate(x[j:j + 1], size=size, mode="bicubic", antialias=True, align_corners=False)
+        mid = _compress(mid[0].round().clamp(0, 255).to(torch.uint8), bool(webp[j]), int(quality[j]), int(dy[j]), int(dx[j]))
+        lr[j] = F.interpolate(mid[None].float(), size=(lh, lw), mode="bicubic", antialias=True, align_corners=False)[0]
+
     # Noise, at LR: Gaussian, the same in all channels for grey samples.
     noise = noise.index_select(0, rest)
     grey = u[:, _GREY] < s.grey_noise_prob
@@ -234,12 +288,31 @@ def degrade_batch(
     sigma = torch.where(u[:, _NOISE] < s.noise_prob, sigma, torch.zeros_like(sigma)).float()
     lr = lr + sigma[:, None, None, None] * noise
 
-    # Quantise as a saved image would be, then JPEG.
+    # Quantise as a saved image would be, then JPEG (or WebP), unless compressed before the resize.
     lr = lr.round_().clamp_(0, 255).to(torch.uint8)
-    q_lo, q_hi = s.jpeg_quality
-    quality = (q_lo + (u[:, _QUALITY] * (q_hi - q_lo + 1)).long()).clamp(max=q_hi)
-    for j in torch.nonzero(u[:, _JPEG] < s.jpeg_prob).flatten().tolist():
-        lr[j] = torch.from_numpy(jpeg_degrade(lr[j].permute(1, 2, 0).numpy(), int(quality[j]))).permute(2, 0, 1)
+    for j in torch.nonzero(compressed & ~resized).flatten().tolist():
+        lr[j] = _compress(lr[j], bool(webp[j]), int(quality[j]), int(dy[j]), int(dx[j]))
+
+    # The second round (Real-ESRGAN's second order, at the LR size): a light blur for half of
+    # them, noise, and a second save, with a grid of its own.
+    second = torch.nonzero(v[:, _SECOND] < s.second_prob).flatten()
+    if len(second):
+        y = lr.index_select(0, second).float()
+        vs = v[second]
+        blurred = torch.nonzero(vs[:, _SECOND_BLUR] < 0.5).flatten()
+        if len(blurred):
+            lo2, hi2 = s.second_blur_sigma
+            sig = lo2 + (hi2 - lo2) * vs[blurred, _SECOND_BLUR_SIGMA]
+            radius = min(math.ceil(3 * hi2), lh - 1, lw - 1)
+            y[blurred] = _blur_separable(y.index_select(0, blurred), gaussian_kernels_1d(sig, 2 * max(radius, 1) + 1))
+        n_lo, n_hi = s.second_noise_sigma
+        sig2 = (n_lo + (n_hi - n_lo) * vs[:, _SECOND_SIGMA]).float()
+        y = (y + sig2[:, None, None, None] * second_noise.index_select(0, rest).index_select(0, second)).round_().clamp_(0, 255)
+        y = y.to(torch.uint8)
+        q2 = _quality(vs[:, _SECOND_Q], s.second_quality)
+        for k, j in enumerate(second.tolist()):
+            dy2, dx2 = (int(min(7, vs[k, c] * 8)) for c in (_SECOND_DY, _SECOND_DX))
+            lr[j] = _compress(y[k], bool(vs[k, _SECOND_WEBP] < s.webp_share), int(q2[k]), dy2, dx2)
     out[rest] = lr
     return out
 
@@ -277,6 +350,22 @@ def add_degradation_args(parser: argparse.ArgumentParser) -> None:
                    help=f"probability of JPEG compression of the LR (default: {d.jpeg_prob})")
     g.add_argument("--degrade-jpeg-quality", type=int, nargs=2, metavar=("LOW", "HIGH"), default=d.jpeg_quality,
                    help=f"range of the JPEG quality, inclusive, 1-100 (default: {d.jpeg_quality[0]} {d.jpeg_quality[1]})")
+    g.add_argument("--degrade-webp-share", type=probability, metavar="P", default=d.webp_share,
+                   help=f"share of compressed samples saved as lossy WebP instead of JPEG, at the same qualities (default: {d.webp_share})")
+    g.add_argument("--degrade-grid-shift-prob", type=probability, metavar="P", default=d.grid_shift_prob,
+                   help=f"share of compressions whose block grid is moved 0-7 px down and right (default: {d.grid_shift_prob})")
+    g.add_argument("--degrade-resize-after-prob", type=probability, metavar="P", default=d.resize_after_prob,
+                   help="share of samples compressed at a larger size and then shrunk to the LR size, as a photo resized "
+                        f"after it was saved (default: {d.resize_after_prob})")
+    g.add_argument("--degrade-resize-after-ratio", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.resize_after_ratio,
+                   help=f"range of that larger size over the LR size (default: {d.resize_after_ratio[0]} {d.resize_after_ratio[1]})")
+    g.add_argument("--degrade-second-prob", type=probability, metavar="P", default=d.second_prob,
+                   help="probability of a second round at the LR size: a light blur (half of them), noise and a second "
+                        f"JPEG/WebP save with a grid of its own, as Real-ESRGAN's second order (default: {d.second_prob})")
+    g.add_argument("--degrade-second-noise-sigma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.second_noise_sigma,
+                   help=f"range of the second noise's std, 0-255 scale (default: {d.second_noise_sigma[0]:g} {d.second_noise_sigma[1]:g})")
+    g.add_argument("--degrade-second-quality", type=int, nargs=2, metavar=("LOW", "HIGH"), default=d.second_quality,
+                   help=f"range of the second save's quality, inclusive (default: {d.second_quality[0]} {d.second_quality[1]})")
 
 
 def settings_from_args(args: argparse.Namespace) -> DegradationSettings:
@@ -293,6 +382,13 @@ def settings_from_args(args: argparse.Namespace) -> DegradationSettings:
             grey_noise_prob=args.degrade_grey_noise_prob,
             jpeg_prob=args.degrade_jpeg_prob,
             jpeg_quality=tuple(args.degrade_jpeg_quality),
+            webp_share=args.degrade_webp_share,
+            grid_shift_prob=args.degrade_grid_shift_prob,
+            resize_after_prob=args.degrade_resize_after_prob,
+            resize_after_ratio=tuple(args.degrade_resize_after_ratio),
+            second_prob=args.degrade_second_prob,
+            second_noise_sigma=tuple(args.degrade_second_noise_sigma),
+            second_quality=tuple(args.degrade_second_quality),
         )
     except ValueError as exc:  # the message starts with the field's name; name the flag instead
         field, problem = str(exc).split(" ", 1)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from sr import distributed
 from sr.checkpoint import load_checkpoint
 from sr.cli import non_negative_int, percent, positive_float, positive_int, scale_type
+from sr.data.field import check_kind
 from sr.data.h5 import DEFAULT_SETS, default_h5_path
 from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES
@@ -40,6 +41,13 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=f"global batch: under torchrun it is split evenly across processes (default {batch_size})")
     p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate, cosine-annealed to 0 over the run (default {lr:g})")
+    p.add_argument("--last-layer-lr", type=positive_float, default=1.0, metavar="F",
+                   help="learning rate of the last layer (FSRCNN's deconvolution, SRCNN's reconstruction) as a multiple "
+                        "of --lr; the SRCNN and FSRCNN papers use 0.1 (default 1)")
+    p.add_argument("--ema", type=ema_decay, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights, updated every step with this decay "
+                        "(e.g. 0.999, as BasicSR's ema_decay); it is what is evaluated, chosen as best.pth and "
+                        "exported, the trained weights are kept beside it for resuming (default 0: off)")
     p.add_argument("--train", type=Path, help="training patches from prepare_h5.py (default: its output for these settings)")
     p.add_argument("--eval", type=Path, help="evaluation images from prepare_h5.py (default: its output for these settings)")
     p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
@@ -65,8 +73,31 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
     p.add_argument("--eval-jpeg", type=percent, metavar="Q",
                    help="score the evaluation images with their LR saved as JPEG at quality Q, as eval.py --jpeg Q "
                         "does, so that best.pth is chosen for photos (default: the clean LR)")
+    p.add_argument("--eval-degrade", type=field_kind, nargs="+", metavar="KIND",
+                   help="score the evaluation images once per field degradation (eval.py --degrade KIND: clean, jpeg:Q, "
+                        "webp:Q, resized, resaved, noisy) and choose best.pth on the mean, so a photo model is chosen "
+                        "for every kind of file (default: the clean LR)")
     p.add_argument("--load", choices=("auto", "memory", "lazy"), default="auto",
                    help="read the patch file into memory, or batch by batch from disk (auto: memory if it fits in half the free RAM)")
+
+
+def ema_decay(text: str) -> float:
+    """An argparse ``type``: 0 (off) or a decay in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected 0 (off) or a decay in (0, 1), e.g. 0.999, got {text!r}")
+    return value
+
+
+def field_kind(text: str) -> str:
+    """An argparse ``type``: a degradation of ``sr.data.field``."""
+    try:
+        return check_kind(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_flags(build_parser: Callable[[], argparse.ArgumentParser], argv: list[str] | None) -> argparse.Namespace:
@@ -126,7 +157,7 @@ class RunConfig:
     # run takes them from its checkpoint and refuses a flag that contradicts one. ``amp`` is
     # stored resolved (True/False), so a resumed run keeps its precision on any hardware.
     SETTINGS: ClassVar[tuple[str, ...]] = ("arch", "loss", "scale", "color", "epochs", "batch_size", "lr", "train", "eval",
-                                           "init", "seed", "amp", "amp_dtype", "degradation", "eval_jpeg")
+                                           "init", "seed", "amp", "amp_dtype", "degradation", "eval_jpeg", "last_layer_lr", "ema", "eval_degrade")
     # Settings that are files: args.json records them relative to the working folder when inside it.
     PATHS: ClassVar[tuple[str, ...]] = ("train", "eval", "init", "out", "resume")
 
@@ -153,6 +184,9 @@ class RunConfig:
     precision: Precision  # resolved from --amp, --amp-dtype, --channels-last and the device
     degradation: DegradationSettings | None  # --degrade: the on-the-fly degradation; None: the file's clean LR
     eval_jpeg: int | None = None  # --eval-jpeg: the JPEG quality of the evaluation LR; None: clean
+    last_layer_lr: float = 1.0  # the last layer's learning rate as a multiple of lr
+    ema: float = 0.0  # decay of the weights' moving average; 0: none
+    eval_degrade: tuple[str, ...] | None = None  # --eval-degrade: field kinds the evaluation LR is made by, scores averaged
 
     @classmethod
     def from_args(cls, script: str, args: argparse.Namespace, ctx: distributed.Context, resume: dict[str, Any] | None = None,

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
 
 from sr import distributed
+from sr.data.field import field_degrade
 from sr.data.h5 import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
 from sr.errors import UserError
 from sr.data.degradation import model_input
@@ -29,18 +30,20 @@ class TrainingData:
     """The training patches and eval images of a run, checked against the model."""
 
     def __init__(self, train: PatchDataset, eval_images: list[EvalImage], train_path: Path, eval_path: Path,
-                 eval_jpeg: int | None = None):
+                 eval_jpeg: int | None = None, eval_degrade: tuple[str, ...] | None = None):
         self.train, self.eval_images, self.train_path, self.eval_path = train, eval_images, train_path, eval_path
-        self.eval_jpeg = eval_jpeg
+        self.eval_jpeg, self.eval_degrade = eval_jpeg, eval_degrade
 
     @classmethod
     def open(cls, train: Path, eval_path: Path, scale: int, layout: str, color: str, load: str = "auto",
-             degradation: DegradationSettings | None = None, seed: int = 0, eval_jpeg: int | None = None) -> TrainingData:
+             degradation: DegradationSettings | None = None, seed: int = 0, eval_jpeg: int | None = None,
+             eval_degrade: tuple[str, ...] | None = None) -> TrainingData:
         """Load both files; refuse files made for another scale, layout or colour, naming the
         prepare_h5.py call that makes the right one.
 
         With ``degradation``, the training file holds lr-hr RGB pairs whose HR patches are
         degraded on the fly (its clean LR serves the clean share) into what the model reads.
+        With ``eval_degrade``, each eval image is scored once per field kind (``sr.data.field``).
         With ``eval_jpeg``, the eval images' LR is remade from their HR as ``eval.py --jpeg``
         makes it: the protocol's bicubic, then a JPEG save at that quality.
         """
@@ -57,7 +60,11 @@ class TrainingData:
         if eval_jpeg is not None:
             images = [image._replace(inputs=model_input(degrade(image.hr, scale, eval_jpeg), scale, layout, color))
                       for image in images]
-        return cls(patches, images, train, eval_path, eval_jpeg)
+        if eval_degrade:  # every image once per kind: the mean score weighs the kinds alike
+            images = [image._replace(name=f"{image.name}@{kind}",
+                                     inputs=model_input(field_degrade(image.hr, scale, kind), scale, layout, color))
+                      for kind in eval_degrade for image in images]
+        return cls(patches, images, train, eval_path, eval_jpeg, eval_degrade)
 
     def describe(self, batches: int, batch_size: int, on_device: bool = False) -> str:
         where = "held on the GPU" if on_device else "in memory" if self.train.in_memory else "read lazily"
@@ -65,7 +72,8 @@ class TrainingData:
             where += ", LR degraded on the fly"
         return (f"{len(self.train)} patches of {self.train_path} ({where}), {batches} batches of {batch_size} per epoch; "
                 f"eval on {len(self.eval_images)} images of {self.eval_path}"
-                + (f", LR JPEG q{self.eval_jpeg}" if self.eval_jpeg is not None else ""))
+                + (f", LR JPEG q{self.eval_jpeg}" if self.eval_jpeg is not None else "")
+                + (f", LR degraded as {' '.join(self.eval_degrade)}" if self.eval_degrade else ""))
 
 
 class EpochBatches(Sampler):
