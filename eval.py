@@ -33,8 +33,8 @@ from sr.errors import UserError
 from sr.protocol import PROTOCOLS
 from sr.figures import side_by_side
 from sr.data.images import find_images, save_image
-from sr.inference import (AUTO_TILE, AUTO_TILE_ABOVE, DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, Evaluation,
-                          Upscaler, default_weights, evaluate_image, mean_scores)
+from sr.inference import AUTO_TILE, AUTO_TILE_ABOVE, Evaluation, Upscaler, evaluate_image, mean_scores
+from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, default_weights
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
 
 

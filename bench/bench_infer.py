@@ -31,7 +31,8 @@ import torch
 
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.data.degradation import model_input
-from sr.inference import Upscaler, resolve_weights
+from sr.inference import Upscaler
+from sr.weights import resolve_weights
 from sr.precision import choose_precision, cpu_has_native_bf16
 
 CPU = torch.device("cpu")

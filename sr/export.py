@@ -22,7 +22,7 @@ from sr.atomic import atomic_path
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.cli import ArgumentParser, positive_int, run
 from sr.errors import UserError
-from sr.inference import resolve_weights
+from sr.weights import resolve_weights
 from sr.models import COLORS
 from sr.onnx_runtime import FORMAT, INPUT, OUTPUT, require
 from sr.tiling import receptive_radius

@@ -3,7 +3,7 @@ import json
 import pytest
 
 import eval as eval_script
-import sr.inference
+import sr.weights
 import train_srcnn
 from experiments import export_weights
 
@@ -20,7 +20,7 @@ def test_an_exported_run_is_usable_by_name_and_carries_its_recipe(tmp_path, h5_x
     assert recipe["runs"][1]["command"].startswith("python train_srcnn.py --arch fsrcnn --loss mse --scale 3")
     assert "--init" in recipe["runs"][1]["command"] and recipe["runs"][0]["data"]["stride"] == 9
     assert recipe["weights_dtype"] == "float32" and recipe["total_seconds"] > 0 and "CPU" in recipe["runs"][0]["machine"]
-    monkeypatch.setattr(sr.inference, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(sr.weights, "WEIGHTS_DIR", tmp_path / "weights")
     summary = eval_script.main(eval_script.parse_args(["--weights", "fsrcnn_x3", "--dataset", str(image_folders["eval"]),
                                                        "--device", "cpu"]))
     best = recipe["runs"][1]["per_epoch"][0]["psnr"]

@@ -14,7 +14,8 @@ from sr.errors import UserError
 from sr.protocol import score, super_resolve, to_rgb_image
 from sr.data.degradation import downscale, mod_crop, upscale
 from sr.imresize import imresize
-from sr.inference import Upscaler, evaluate_image, resolve_weights, shipped_names
+from sr.inference import Upscaler, evaluate_image
+from sr.weights import resolve_weights, shipped_names
 from sr.photo import read_photo
 from tests.conftest import ROOT, smooth_image
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr.inference import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, default_weights
+from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, default_weights
 from sr.jpeg_quality import ijg_luma_tables, jpeg_quality
 
 

@@ -8,7 +8,8 @@ from PIL import Image
 
 import eval as eval_script
 from sr.color import rgb_to_y
-from sr.inference import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, Upscaler
+from sr.inference import Upscaler
+from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS
 from sr.protocol import degrade, ground_truth
 from tests.conftest import ROOT
 
