@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from sr.data.h5 import PatchDataset, PatchWriter
+from sr.distributed import cpu_name
 from sr.data.sets import data_root, resolve_images
 from sr.data.degradation import downscale, mod_crop, to_planes
 from sr.errors import UserError
@@ -32,21 +32,6 @@ from sr.data.images import load_rgb
 from sr.data.patches import patch_pairs
 from sr.data.degraded_patches import DegradedPatches
 from sr.data.realistic import DEFAULTS, degrade_batch
-
-
-def cpu_name() -> str:
-    """The model name, with family and model numbers (VMs often say only "Intel(R) Xeon(R) Processor")."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    if "model name" not in fields:
-        return platform.processor() or "unknown CPU"
-    return f"{fields['model name']} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
 
 
 def write_patches(path: Path, args) -> str:

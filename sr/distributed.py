@@ -77,6 +77,26 @@ def all_true(ctx: Context, flag: bool) -> bool:
     return bool(t.item())
 
 
+def cpu_name() -> str:
+    """The model name, with family and model numbers (VMs often say only "Intel(R) Xeon(R) Processor")."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return platform.processor() or "unknown CPU"
+    return f"{fields['model name']} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
+
+
+def describe_cpu() -> str:
+    """The CPU as speed figures name it: model, threads in use, the kernels torch picked (AVX2, AVX512, ...)."""
+    return f"{cpu_name()}, {torch.get_num_threads()} of {os.cpu_count()} threads, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def describe_machine(ctx: Context) -> str:
     """Where a run happens, for its records: the GPU, or the CPU and its threads."""
     if ctx.device.type == "cuda":

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from sr.errors import UserError
-from sr.jpeg_quality import jpeg_quality
+from sr.file_history import read_history
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = "srresnet_x4"  # for enlarging without --weights: the strongest shipped model on clean images
@@ -19,17 +22,30 @@ PHOTO_WEIGHTS = "real_srresnet_x4"  # trained for JPEG photos: the default for J
 # leads srresnet_x4 by 0.39 dB at q70 and 0.07 at q90, ties at q92 (-0.01) and trails by 0.11
 # at q95 and 0.22 at q98, where few block edges are left to undo (README, "Enlarging real photos").
 PHOTO_MAX_QUALITY = 90
+# A lossless file (PNG, TIFF, lossless WebP) whose pixels show a block grid at least this strong
+# (sr.file_history.blockiness) is a screenshot or re-save of a compressed photo. The lowest value
+# above all 10 clean BSDS200-val LR images (x4, highest 0.035); their WebP q75 and re-saved JPEG
+# LR start at 0.034-0.035, JPEG q75 at 0.016 (textured photos hide their blocks).
+BLOCKY = 0.04
 
 
 def default_weights(path: str | Path) -> tuple[str, str]:
-    """The shipped model that enlarges ``path`` when no --weights is given, and why, in words:
-    the photo model for a JPEG saved at quality PHOTO_MAX_QUALITY or lower, else the clean one."""
-    quality = jpeg_quality(path)
-    if quality is None:
-        return DEFAULT_WEIGHTS, "not a JPEG"
-    if quality <= PHOTO_MAX_QUALITY:
-        return PHOTO_WEIGHTS, f"JPEG quality {PHOTO_MAX_QUALITY} or lower"
-    return DEFAULT_WEIGHTS, f"JPEG quality above {PHOTO_MAX_QUALITY}"
+    """The shipped model that enlarges ``path`` when no --weights is given, and why, in words.
+
+    The photo model for what went through lossy compression: a JPEG saved at quality
+    PHOTO_MAX_QUALITY or lower, a lossy WebP (whatever its name), or a lossless file whose pixels
+    carry a block grid (BLOCKY); the clean model for everything else. Read from the file, not its name.
+    """
+    history = read_history(path)
+    if history.container == "jpeg":
+        if history.quality <= PHOTO_MAX_QUALITY:
+            return PHOTO_WEIGHTS, f"JPEG quality {PHOTO_MAX_QUALITY} or lower"
+        return DEFAULT_WEIGHTS, f"JPEG quality above {PHOTO_MAX_QUALITY}"
+    if history.lossy:
+        return PHOTO_WEIGHTS, "lossy WebP"
+    if history.blockiness >= BLOCKY:
+        return PHOTO_WEIGHTS, f"{history.container} with compression blocks ({history.blockiness:.2f} >= {BLOCKY})"
+    return DEFAULT_WEIGHTS, f"{history.container} without compression damage"
 
 
 def shipped_names(weights_dir: Path | None = None) -> list[str]:
@@ -50,3 +66,20 @@ def resolve_weights(spec: str | Path, weights_dir: Path | None = None) -> Path:
     names = shipped_names(folder)
     known = f" (shipped: {', '.join(names)})" if names else ""
     raise UserError(f"{spec}: no such checkpoint file or shipped weights{known}")
+
+
+def blended_checkpoint(clean: dict[str, Any], photo: dict[str, Any], strength: float) -> dict[str, Any]:
+    """A weights-only checkpoint between two of one architecture: ``(1 - strength) * clean + strength * photo``,
+    tensor by tensor (Real-ESRGAN's ``-dn``, which blends realesr-general-x4v3 with its wdn twin the same way).
+
+    ``strength`` 0 is the clean model, 1 the photo model; in between the photo model's clean-up is
+    weakened. Both must be the same network (architecture, keyword arguments, scale, colour, layout).
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise UserError(f"--denoise {strength:g}: give a strength from 0 (the clean model) to 1 (the photo model)")
+    facts = ("arch", "model_kwargs", "scale", "color", "layout")
+    if any(clean[k] != photo[k] for k in facts) or clean["model"].keys() != photo["model"].keys():
+        raise UserError("--denoise blends two checkpoints of one network; these differ")
+    model = {k: torch.lerp(clean["model"][k].float(), photo["model"][k].float(), strength) if clean["model"][k].is_floating_point()
+             else photo["model"][k] for k in clean["model"]}
+    return {**{k: clean[k] for k in facts}, "model": model, "name": f"denoise{strength:g}_x{clean['scale']}"}

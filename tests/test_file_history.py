@@ -1,0 +1,62 @@
+"""The default picker reads a file's history from the file: JPEG tables, WebP chunks, block grids in lossless pixels."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr.data.degradation import downscale, mod_crop
+from sr.data.field import field_degrade, save_field_lr
+from sr.data.h5 import held_out
+from sr.data.images import list_images, load_rgb
+from sr.file_history import blockiness, read_history, webp_is_lossy
+from sr.weights import DEFAULT_WEIGHTS, PHOTO_WEIGHTS, default_weights
+
+
+@pytest.fixture(scope="module")
+def photo_hr(data_root):
+    """A held-out BSDS200 photo (validation, never test), mod-cropped for x4."""
+    return mod_crop(load_rgb(held_out(list_images(data_root / "BSDS200"), 10)[1]), 4)
+
+
+def test_lossy_and_lossless_webp_are_told_apart_by_their_chunks(tmp_path, photo_hr):
+    lr = downscale(photo_hr, 4)
+    Image.fromarray(lr).save(tmp_path / "lossy.jpg", format="WEBP", quality=75)  # a WebP under a .jpg name
+    Image.fromarray(lr).save(tmp_path / "lossless.webp", format="WEBP", lossless=True)
+    Image.fromarray(lr).save(tmp_path / "with_alpha.webp", format="WEBP", quality=75, exif=b"Exif\0\0")
+    assert webp_is_lossy(tmp_path / "lossy.jpg") is True
+    assert webp_is_lossy(tmp_path / "lossless.webp") is False
+    assert webp_is_lossy(tmp_path / "with_alpha.webp") is True  # VP8X: metadata chunks before the bitstream
+    assert default_weights(tmp_path / "lossy.jpg") == (PHOTO_WEIGHTS, "lossy WebP")
+    assert default_weights(tmp_path / "lossless.webp")[0] == DEFAULT_WEIGHTS
+
+
+@pytest.mark.parametrize("quality, expected", [(50, PHOTO_WEIGHTS), (90, PHOTO_WEIGHTS), (95, DEFAULT_WEIGHTS)])
+def test_jpegs_go_by_their_quality(tmp_path, photo_hr, quality, expected):
+    Image.fromarray(downscale(photo_hr, 4)).save(tmp_path / "x.png.jpg", quality=quality)
+    assert default_weights(tmp_path / "x.png.jpg")[0] == expected
+    assert read_history(tmp_path / "x.png.jpg").quality == quality
+
+
+def test_a_png_screenshot_of_a_jpeg_goes_to_the_photo_model_and_a_clean_png_does_not(tmp_path, photo_hr):
+    Image.fromarray(field_degrade(photo_hr, 4, "resaved")).save(tmp_path / "screenshot.png")
+    Image.fromarray(field_degrade(photo_hr, 4, "webp:75")).save(tmp_path / "webp_screenshot.png")
+    save_field_lr(photo_hr, 4, "clean", tmp_path / "clean")
+    name, why = default_weights(tmp_path / "screenshot.png")
+    assert name == PHOTO_WEIGHTS and "compression blocks" in why
+    assert default_weights(tmp_path / "webp_screenshot.png")[0] == PHOTO_WEIGHTS
+    assert default_weights(tmp_path / "clean.png") == (DEFAULT_WEIGHTS, "png without compression damage")
+
+
+def test_blockiness_sees_a_grid_of_block_offsets_and_not_noise():
+    rng = np.random.default_rng(0)
+    flat = rng.normal(128, 2, (96, 96))
+    blocks = np.kron(rng.normal(0, 3, (12, 12)), np.ones((8, 8)))
+    small_blocks = np.kron(rng.normal(0, 3, (24, 24)), np.ones((4, 4)))
+    assert blockiness(flat) < 0.04
+    assert blockiness(flat + blocks) > 0.3
+    assert blockiness(flat + small_blocks) > 0.3  # a JPEG halved after saving: a 4-px grid
+
+
+def test_an_unreadable_file_is_not_measured_but_left_to_the_reader(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert default_weights(tmp_path / "broken.png")[0] == DEFAULT_WEIGHTS
