@@ -49,6 +49,10 @@ def command(args: dict) -> str:
                     parts.append(f"--degrade-{name.replace('_', '-')} " + " ".join(map(str, words)))
         elif isinstance(value, bool):
             parts.append(flag if value else f"--no-{key.replace('_', '-')}")
+        elif isinstance(value, list):  # --eval-degrade KIND ...
+            parts.append(" ".join([flag, *map(str, value)]))
+        elif key in ("ema", "last_layer_lr") and value == (0.0 if key == "ema" else 1.0):
+            continue  # off: the flag's default, as runs before these flags existed
         else:
             parts.append(f"{flag} {value}")
     return " ".join(parts)
@@ -74,7 +78,10 @@ def describe_run(run_dir: Path) -> dict:
         "command": command(args),
         "data": data,
         "validation": {**{k: validation[k] for k in ("source_name", "images", "source") if k in validation},
-                       **({"lr_jpeg_quality": args["eval_jpeg"]} if args.get("eval_jpeg") is not None else {})},
+                       **({"lr_jpeg_quality": args["eval_jpeg"]} if args.get("eval_jpeg") is not None else {}),
+                       **({"lr_degradations": args["eval_degrade"]} if args.get("eval_degrade") else {})},
+        # --ema: the exported and evaluated weights are the moving average, not the trained ones.
+        **({"weights": f"exponential moving average of the trained weights, decay {args['ema']}"} if args.get("ema") else {}),
         "epochs": len(rows),
         "seconds": round(sum(float(r["seconds"]) for r in rows), 1),
         "machine": args.get("machine", "?"),
@@ -146,7 +153,10 @@ def chosen_by(checkpoint: str, run: dict) -> str:
     validation = run.get("validation", {})
     name = validation.get("source_name", "the run's --eval set")
     jpeg = f" with its LR saved as JPEG q{validation['lr_jpeg_quality']}" if "lr_jpeg_quality" in validation else ""
-    return f"the highest PSNR on {name}{jpeg}, the run's validation set, over its epochs"
+    if "lr_degradations" in validation:
+        jpeg = f" with its LR made as each of {', '.join(validation['lr_degradations'])} (mean over them)"
+    average = " (of the weights' moving average)" if "weights" in run else ""
+    return f"the highest PSNR{average} on {name}{jpeg}, the run's validation set, over its epochs"
 
 
 def main(argv: list[str] | None = None) -> None:

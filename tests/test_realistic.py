@@ -353,3 +353,45 @@ def test_a_photo_run_records_eval_jpeg_in_its_args_its_recipe_and_its_resume(tmp
         train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--eval-jpeg", "50"]))
     with pytest.raises(SystemExit):
         train_srcnn.parse_args(argv[:-1] + ["101"])
+
+
+def _plain_lr(hr: torch.Tensor) -> torch.Tensor:
+    """NOTHING's LR: antialiased bicubic to a quarter, rounded."""
+    lr = torch.nn.functional.interpolate(hr.float(), scale_factor=0.25, mode="bicubic", antialias=True, align_corners=False)
+    return lr.round().clamp(0, 255).to(torch.uint8)
+
+
+def test_webp_share_saves_the_lr_as_lossy_webp(hr):
+    from sr.data.field import compress
+
+    lr = degrade(hr, replace(NOTHING, jpeg_prob=1.0, jpeg_quality=(70, 70), webp_share=1.0))
+    for got, plain in zip(lr, _plain_lr(hr)):
+        want = compress(plain.permute(1, 2, 0).numpy(), "webp", 70)
+        assert np.array_equal(got.permute(1, 2, 0).numpy(), want)
+
+
+def test_grid_shift_moves_the_jpeg_grid_by_up_to_seven_pixels(hr):
+    from sr.data.field import shifted_compress
+
+    lr = degrade(hr, replace(NOTHING, jpeg_prob=1.0, jpeg_quality=(60, 60), grid_shift_prob=1.0))
+    shifts = set()
+    for got, plain in zip(lr, _plain_lr(hr)):
+        rgb = plain.permute(1, 2, 0).numpy()
+        found = [(dy, dx) for dy in range(8) for dx in range(8)
+                 if np.array_equal(got.permute(1, 2, 0).numpy(), shifted_compress(rgb, "jpeg", 60, dy, dx))]
+        assert found, "no grid offset 0-7 gives this sample"
+        shifts.add(found[0])
+    assert len(shifts) > 4  # offsets are drawn per sample
+
+
+def test_field_steps_are_seeded_and_leave_other_samples_alone(hr):
+    field = replace(DEFAULTS, webp_share=0.3, grid_shift_prob=0.5, resize_after_prob=0.3, second_prob=0.5)
+    a, b = degrade(hr, field, seed=3), degrade(hr, field, seed=3)
+    assert torch.equal(a, b) and a.shape == (16, 3, 24, 24)
+    assert not torch.equal(a, degrade(hr, field, seed=4))
+    # The field steps draw after every draw of the JPEG-only model: with them all off, the same LR as before.
+    off = replace(field, webp_share=0.0, grid_shift_prob=0.0, resize_after_prob=0.0, second_prob=0.0)
+    assert torch.equal(degrade(hr, off, seed=3), degrade(hr, DEFAULTS, seed=3))
+    # Resized after compression and second rounds change the LR from the one-save model's.
+    assert not torch.equal(degrade(hr, replace(DEFAULTS, resize_after_prob=1.0), seed=3), degrade(hr, DEFAULTS, seed=3))
+    assert not torch.equal(degrade(hr, replace(DEFAULTS, second_prob=1.0), seed=3), degrade(hr, DEFAULTS, seed=3))

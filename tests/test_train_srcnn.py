@@ -89,6 +89,52 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
     assert [r["loss"] for r in _metrics(tmp_path / "split")] == [r["loss"] for r in _metrics(tmp_path / "straight")]
 
 
+def test_ema_is_what_is_scored_and_saved_and_resumes_with_the_trained_weights(tmp_path, h5_x3, monkeypatch):
+    flags = ("--arch", "fsrcnn", "--ema", "0.9", "--last-layer-lr", "0.1")
+    _train(h5_x3, tmp_path / "straight", *flags)
+    straight = load_checkpoint(tmp_path / "straight" / "last.pth")
+    steps = straight["scheduler"]["last_epoch"]
+    assert straight["ema_updates"] == steps
+    # "model" is the average (what eval.py, --init and export read), "trained_model" what Adam moved.
+    assert any(not torch.equal(straight["model"][k], v) for k, v in straight["trained_model"].items())
+    net, _ = create_model("fsrcnn", 3)
+    net.load_state_dict(straight["model"])
+    rows = _metrics(tmp_path / "straight")
+    best = load_checkpoint(tmp_path / "straight" / "best.pth")
+    assert best["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in rows), abs=1e-4)
+    # The last layer (the deconvolution) annealed from a tenth of the others' rate.
+    groups = straight["optimizer"]["param_groups"]
+    assert [g["initial_lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
+    assert len(groups[1]["params"]) == 2  # its weight and bias
+
+    calls = {"n": 0}
+    real_to_device = sr.training.content.to_device
+
+    def stop_in_epoch_one(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2 * 3 + 1:
+            raise KeyboardInterrupt
+        return real_to_device(*args, **kwargs)
+
+    monkeypatch.setattr(sr.training.content, "to_device", stop_in_epoch_one)
+    with pytest.raises(Interrupted):
+        _train(h5_x3, tmp_path / "split", *flags)
+    monkeypatch.undo()
+    train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "split" / "last.pth"), "--device", "cpu"]))
+    resumed = load_checkpoint(tmp_path / "split" / "last.pth")
+    assert resumed["ema_updates"] == steps
+    for key in ("model", "trained_model"):
+        for name, value in straight[key].items():
+            assert torch.allclose(resumed[key][name], value, atol=1e-6), (key, name)
+
+
+def test_a_run_without_ema_cannot_be_resumed_with_it(tmp_path, h5_x3):
+    _train(h5_x3, tmp_path / "plain", "--epochs", "1")
+    with pytest.raises(UserError, match="--ema"):
+        train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "plain" / "last.pth"), "--ema", "0.9",
+                                                 "--device", "cpu"]))
+
+
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h5_x3, monkeypatch):
     real = train_srcnn.content_loss
     calls = {"n": 0}
@@ -157,7 +203,7 @@ def test_ctrl_c_while_an_epoch_is_saved_keeps_that_epoch_whole(tmp_path, h5_x3, 
 
 @pytest.fixture(scope="module")
 def augmented_x3(tmp_path_factory, image_folders):
-    return make_h5(tmp_path_factory.mktemp("aug"), image_folders, 3, "--stride", "9", "--augment")
+    return make_h5(tmp_path_factory.mktemp("aug"), image_folders, 3, "--stride", "9", "--augment", "--rescale", "1")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
