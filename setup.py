@@ -7,7 +7,7 @@ setup(
     packages=find_packages(include=["sr", "sr.*"]),
     package_data={"sr": ["sources.tsv"]},  # the fetch manifest of sr/fetch.py
     python_requires=">=3.10",
-    # The torch floor is the newest API the code needs: torch.amp.GradScaler(device_type) (sr.training.content),
+    # The torch floor is the newest API the code needs: torch.amp.GradScaler(device_type) (sr.training.optim),
     # new in torch 2.3; torchvision 0.18 is its pair. Newer APIs are used only where guarded (torch.cpu.get_capabilities,
     # 2.8; torch.cuda.is_bf16_supported(including_emulation=), 2.4: sr.precision) or in the [onnx] extra
     # (torch.onnx.export(dynamo=False) in sr.export, 2.5).

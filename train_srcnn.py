@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from sr import distributed
-from sr.checkpoint import training_state
 from sr.cli import ArgumentParser, run
 from sr.losses import content_loss
 from sr.models import MODELS
 from sr.training.config import RunConfig, add_training_args, load_resumable, parse_flags
-from sr.training.content import ContentStep, Optim, WeightAverage
 from sr.training.loader import TrainingData, make_batches
-from sr.training.loop import Progress, ctrl_c_saves, evaluate, metrics_row, score_line, start_line, train_one_epoch
+from sr.training.loop import EpochBatches, ctrl_c_saves, evaluate, metrics_row, score_line, start_line
+from sr.training.optim import Optim, WeightAverage
+from sr.training.state import Progress, Trainee
 from sr.training.model import build_model, prepare_modules
 from sr.training.run_dir import RunDir
 
@@ -60,29 +60,36 @@ def train(cfg: RunConfig, ctx: distributed.Context, resume: dict[str, Any] | Non
     (net,) = prepare_modules([model], ctx, cfg.precision.channels_last, cfg.compile)
     optim = Optim.adam(model, cfg.lr, cfg.epochs * batches.per_epoch, cfg.precision, resume, last_layer_lr=cfg.last_layer_lr)
     # --ema: the averaged weights are the run's model (scored, best.pth, exported); the trained ones resume.
-    ema = WeightAverage(model, cfg.ema, resume) if cfg.ema else None
-    scored = ema.module if ema else model
-    step = ContentStep(net, content_loss(cfg.loss), optim, cfg.precision, ctx.device, ema=ema)
-
-    def state(at: Progress, scores: dict | None = None) -> dict:
-        return training_state(arch=cfg.arch, model_kwargs=kwargs, scale=cfg.scale, color=cfg.color, layout=cfg.layout,
-                              model=scored, optimizer=optim.optimizer, scheduler=optim.scheduler, scaler=optim.scaler,
-                              epoch=at.epoch, step=at.step, partial=at.sums, best_psnr=at.best_psnr, args=cfg.record(),
-                              scores=scores, **cfg.precision.record(), **(ema.state(model) if ema else {}))
+    trainee = Trainee(model, kwargs, optim, WeightAverage(model, cfg.ema, resume) if cfg.ema else None)
+    criterion = content_loss(cfg.loss)
 
     # The loop: train, then rank 0 evaluates and saves while the other processes wait.
     progress = Progress.start(resume)
     if ctx.is_main:
         run.begin(cfg.record(), progress.epoch)
         print(start_line(f"{cfg.loss} loss,", cfg, ctx, model, data, batches), flush=True)
-    with ctrl_c_saves(progress, run, ctx, state, hint=f"python {SCRIPT}.py"):
+    with ctrl_c_saves(progress, run, ctx, cfg, trainee, hint=f"python {SCRIPT}.py"):
         for epoch in range(progress.epoch + 1, cfg.epochs + 1):
-            result = train_one_epoch(step, batches, epoch, progress, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                     watch=[model], last_good=run and run.last)
+            epoch_batches = EpochBatches(batches, epoch, progress, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                         channels_last=cfg.precision.channels_last, watch=[model], last_good=run and run.last)
+            for lr, hr in epoch_batches:  # (N, C, h, w) and (N, C, H, W) in [0, 1], on the device
+                with cfg.precision.autocast():
+                    pred = net(lr)
+                loss = criterion(pred.float(), hr)  # the loss in fp32 whatever the forward ran in
+                optim.optimizer.zero_grad(set_to_none=True)
+                optim.scaler.scale(loss).backward()
+                optim.scaler.step(optim.optimizer)  # skipped by the scaler when fp16 gradients overflowed
+                optim.scaler.update()
+                optim.scheduler.step()
+                if trainee.ema is not None:
+                    trainee.ema.update(net)
+                epoch_batches.record(loss=loss)
             if ctx.is_main:
-                scores = evaluate(scored, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale), ctx.device)
+                scores = evaluate(trainee.scored, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale),
+                                  ctx.device)
                 print(score_line(scores), flush=True)
-                run.end_epoch(progress, epoch, scores, metrics_row(epoch, result, scores, step.current_lr()), state)
+                row = metrics_row(epoch, epoch_batches.result, scores, optim.current_lr())
+                run.end_epoch(progress, epoch, scores, row, cfg, trainee)
             else:
                 progress.finish_epoch(epoch)
             distributed.barrier(ctx)

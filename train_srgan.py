@@ -14,22 +14,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from sr import distributed
-from sr.checkpoint import bare_module, training_state
 from sr.cli import ArgumentParser, run
-from sr.errors import UserError
 from sr.losses import PerceptualLoss, content_loss
-from sr.models import MODELS, Discriminator, rebuild
+from sr.models import MODELS, Discriminator
 from sr.training.config import add_training_args, load_resumable, parse_flags
-from sr.training.content import ContentStep, Optim, WeightAverage
-from sr.training.gan import GAN_FIELDS, GanConfig, GanStep, add_gan_args, read_generator
+from sr.training.gan import GAN_FIELDS, GanConfig, add_gan_args, gan_step
 from sr.training.loader import TrainingData, make_batches
-from sr.training.loop import Progress, ctrl_c_saves, evaluate, metrics_row, score_line, start_line, train_one_epoch
+from sr.training.loop import EpochBatches, ctrl_c_saves, evaluate, metrics_row, score_line, start_line
 from sr.training.model import build_model, prepare_modules
+from sr.training.optim import Optim, WeightAverage
 from sr.training.run_dir import METRIC_FIELDS, RunDir
+from sr.training.state import Progress, Trainee
 
 SCRIPT = "train_srgan"
 
@@ -48,49 +46,32 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(args) -> dict:
-    # A resumed run continues in the phase it was saved in; a new GAN run takes its generator's
-    # architecture, scale and colour.
     resume = load_resumable(args.resume, SCRIPT) if args.resume else None
-    phase = resume["args"]["phase"] if resume else args.phase
-    generator = read_generator(args) if phase == "gan" and not resume else None
     ctx = distributed.setup(args.device)
     try:
-        # Configuration: the flags, the resumed run's settings, the defaults; frozen from here on.
-        if phase == "pretrain":
-            cfg = GanConfig.from_args(SCRIPT, args, ctx, resume, fill=dict(arch="srresnet", scale=4))
-        else:
-            fill = {k: generator[k] for k in ("arch", "scale", "color")} if generator else None
-            cfg = GanConfig.from_args(SCRIPT, args, ctx, resume, out="runs/srgan_{arch}_x{scale}", fill=fill)
-        return train(cfg, ctx, resume, generator)
+        # Configuration: phase, generator, VGG weights and every flag settled and checked; frozen from here on.
+        cfg = GanConfig.settle(SCRIPT, args, ctx, resume)
+        return train(cfg, ctx, resume)
     finally:
         distributed.teardown(ctx)
 
 
-def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | None, generator: dict[str, Any] | None) -> dict:
+def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | None) -> dict:
     gan = cfg.phase == "gan"
-    if gan and (cfg.ema or cfg.last_layer_lr != 1.0):
-        raise UserError("--ema and --last-layer-lr are for the pretrain phase (a content loss); the GAN phase trains without them")
     # Data: the patch file (checked against the model) in (seed, epoch) order, and the eval images.
     data = TrainingData.open(cfg.train, cfg.eval, cfg.scale, cfg.layout, cfg.color, cfg.load, cfg.degradation, cfg.seed,
                              cfg.eval_jpeg, cfg.eval_degrade)
     batches = make_batches(data.train, cfg.batch_size, ctx, cfg.seed, cfg.workers)
     run = RunDir(cfg.out, resuming=resume is not None, fields=GAN_FIELDS if gan else METRIC_FIELDS) if ctx.is_main else None
 
-    # Models: G fresh (pretrain), the pretrained generator (gan), or as the resumed run left it.
-    if generator:
-        torch.manual_seed(cfg.seed)
-        kwargs = generator["model_kwargs"]
-        model = rebuild(cfg.arch, kwargs)
-        model.load_state_dict(generator["model"])
-    else:
-        model, kwargs = build_model(cfg.arch, cfg.scale, cfg.color, cfg.seed, resume, cfg.init)
+    # Models: G fresh (pretrain), from the pretrained generator (gan), or as the resumed run left it.
+    model, kwargs = build_model(cfg.arch, cfg.scale, cfg.color, cfg.seed, resume, cfg.init or (cfg.generator if gan else None))
     total_steps = cfg.epochs * batches.per_epoch
-    ema = None
+    criterion = content_loss(cfg.loss)
     if not gan:
         (net,) = prepare_modules([model], ctx, cfg.precision.channels_last, cfg.compile)
         optim = Optim.adam(model, cfg.lr, total_steps, cfg.precision, resume, last_layer_lr=cfg.last_layer_lr)
-        ema = WeightAverage(model, cfg.ema, resume) if cfg.ema else None
-        step = ContentStep(net, content_loss(cfg.loss), optim, cfg.precision, ctx.device, ema=ema)
+        trainee = Trainee(model, kwargs, optim, WeightAverage(model, cfg.ema, resume) if cfg.ema else None)
         what = f"pretrain, {cfg.loss} loss,"
     else:
         d_kwargs = resume["discriminator_kwargs"] if resume else dict(channels=kwargs["channels"],
@@ -105,41 +86,45 @@ def train(cfg: GanConfig, ctx: distributed.Context, resume: dict[str, Any] | Non
             discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
         perceptual = None
         if cfg.perceptual_weight > 0:
-            if cfg.vgg_weights is None:
-                raise UserError("--perceptual-weight needs --vgg-weights PATH (torchvision's vgg19 state_dict; never downloaded)")
-            perceptual = PerceptualLoss(cfg.vgg_weights, cfg.vgg_layer).to(ctx.device)
-        g_net, d_net = prepare_modules([model, discriminator], ctx, cfg.precision.channels_last, cfg.compile)
+            perceptual = PerceptualLoss(cfg.vgg_file, cfg.vgg_layer).to(ctx.device)
+        net, d_net = prepare_modules([model, discriminator], ctx, cfg.precision.channels_last, cfg.compile)
         optim = Optim.adam(model, cfg.lr, total_steps, cfg.precision, resume)
         d_optim = Optim.adam(discriminator, cfg.discriminator_lr, total_steps, cfg.precision, resume, prefix="d_")
-        step = GanStep(g_net=g_net, d_bare=discriminator, d_net=d_net, criterion=content_loss(cfg.loss), g_optim=optim,
-                       d_optim=d_optim, precision=cfg.precision, device=ctx.device, adv_weight=cfg.adv_weight,
-                       perceptual=perceptual, perceptual_weight=cfg.perceptual_weight)
+        trainee = Trainee(model, kwargs, optim, discriminator=discriminator, discriminator_kwargs=d_kwargs, d_optim=d_optim)
         what = f"gan (adv {cfg.adv_weight:g}), {cfg.loss} content,"
-    scored = ema.module if ema else model  # --ema: the average is scored, kept as best.pth and exported
-
-    def state(at: Progress, scores: dict | None = None) -> dict:
-        extra = ema.state(model) if ema else {}
-        if gan:
-            extra = dict(discriminator=bare_module(discriminator).state_dict(), discriminator_kwargs=d_kwargs,
-                         **d_optim.state("d_"), generator_source=str(cfg.generator))
-        return training_state(arch=cfg.arch, model_kwargs=kwargs, scale=cfg.scale, color=cfg.color, layout=cfg.layout,
-                              model=scored, optimizer=optim.optimizer, scheduler=optim.scheduler, scaler=optim.scaler,
-                              epoch=at.epoch, step=at.step, partial=at.sums, best_psnr=at.best_psnr, args=cfg.record(),
-                              scores=scores, **cfg.precision.record(), **extra)
 
     # The loop: train, then rank 0 evaluates and saves while the other processes wait.
     progress = Progress.start(resume)
     if ctx.is_main:
         run.begin(cfg.record(), progress.epoch)
         print(start_line(what, cfg, ctx, model, data, batches), flush=True)
-    with ctrl_c_saves(progress, run, ctx, state, hint=f"python {SCRIPT}.py"):
+    with ctrl_c_saves(progress, run, ctx, cfg, trainee, hint=f"python {SCRIPT}.py"):
         for epoch in range(progress.epoch + 1, cfg.epochs + 1):
-            result = train_one_epoch(step, batches, epoch, progress, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                     watch=[model, discriminator] if gan else [model], last_good=run and run.last)
+            epoch_batches = EpochBatches(batches, epoch, progress, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                         channels_last=cfg.precision.channels_last, watch=trainee.watched,
+                                         last_good=run and run.last)
+            for lr, hr in epoch_batches:  # (N, 3, h, w) and (N, 3, H, W) in [0, 1], on the device
+                if gan:
+                    epoch_batches.record(**gan_step(net, discriminator, d_net, lr, hr, criterion, optim, d_optim,
+                                                    cfg.precision, cfg.adv_weight, perceptual, cfg.perceptual_weight))
+                    continue
+                with cfg.precision.autocast():
+                    pred = net(lr)
+                loss = criterion(pred.float(), hr)  # the loss in fp32 whatever the forward ran in
+                optim.optimizer.zero_grad(set_to_none=True)
+                optim.scaler.scale(loss).backward()
+                optim.scaler.step(optim.optimizer)  # skipped by the scaler when fp16 gradients overflowed
+                optim.scaler.update()
+                optim.scheduler.step()
+                if trainee.ema is not None:
+                    trainee.ema.update(net)
+                epoch_batches.record(loss=loss)
             if ctx.is_main:
-                scores = evaluate(scored, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale), ctx.device)
+                scores = evaluate(trainee.scored, data.eval_images, cfg.scale, MODELS[cfg.arch].input_scale(cfg.scale),
+                                  ctx.device)
                 print(score_line(scores), flush=True)
-                run.end_epoch(progress, epoch, scores, metrics_row(epoch, result, scores, step.current_lr()), state)
+                row = metrics_row(epoch, epoch_batches.result, scores, optim.current_lr())
+                run.end_epoch(progress, epoch, scores, row, cfg, trainee)
             else:
                 progress.finish_epoch(epoch)
             distributed.barrier(ctx)

@@ -265,24 +265,3 @@ def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint"
     except (RuntimeError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: weights do not fit {state['arch']} {state['model_kwargs']} ({str(exc).splitlines()[0][:160]})") from None
     return model.eval()
-
-
-def training_state(*, arch: str, model_kwargs: dict[str, Any], scale: int, color: str, layout: str, model: nn.Module,
-                   optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, epoch: int, step: int,
-                   partial: dict[str, float], best_psnr: float, args: dict[str, Any], scores: dict[str, float] | None = None,
-                   **extra: Any) -> dict[str, Any]:
-    """A training run's checkpoint, the one place it is put together.
-
-    What eval.py needs (the network: ``arch``, ``model_kwargs``, ``scale``, ``color``, ``layout``,
-    and ``model``, whose bare state_dict is taken here, inside any DDP or torch.compile wrapper);
-    what a resume needs (``optimizer``, ``scheduler``, ``scaler``; ``epoch`` epochs finished,
-    ``step`` batches of the next with loss sums ``partial``; ``best_psnr``); the run's ``args``;
-    ``scores`` at an epoch's end. ``extra``: more entries, e.g. a GAN's discriminator and its optimizer.
-    """
-    state = dict(arch=arch, model_kwargs=model_kwargs, scale=scale, color=color, layout=layout,
-                 model=bare_module(model).state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                 scaler=scaler.state_dict(), epoch=epoch, step=step, partial=dict(partial), best_psnr=best_psnr, args=args,
-                 **extra)
-    if scores is not None:
-        state["scores"] = scores
-    return state

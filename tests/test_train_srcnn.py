@@ -12,7 +12,7 @@ import torch
 
 import eval as eval_script
 import sr.precision
-import sr.training.content
+import sr.training.loop
 import sr.training.run_dir
 import train_srcnn
 from sr import distributed
@@ -63,7 +63,7 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
     straight = load_checkpoint(tmp_path / "straight" / "last.pth")
 
     calls = {"n": 0}
-    real_to_device = sr.training.content.to_device
+    real_to_device = sr.training.loop.to_device
 
     def stop_in_epoch_one(*args, **kwargs):
         calls["n"] += 1
@@ -71,7 +71,7 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
             raise KeyboardInterrupt
         return real_to_device(*args, **kwargs)
 
-    monkeypatch.setattr(sr.training.content, "to_device", stop_in_epoch_one)
+    monkeypatch.setattr(sr.training.loop, "to_device", stop_in_epoch_one)
     with pytest.raises(Interrupted, match=r"interrupted at epoch 1, batch 3; saved .*last.pth; continue with: python train_srcnn.py --resume"):
         _train(h5_x3, tmp_path / "split")
     monkeypatch.undo()
@@ -108,7 +108,7 @@ def test_ema_is_what_is_scored_and_saved_and_resumes_with_the_trained_weights(tm
     assert len(groups[1]["params"]) == 2  # its weight and bias
 
     calls = {"n": 0}
-    real_to_device = sr.training.content.to_device
+    real_to_device = sr.training.loop.to_device
 
     def stop_in_epoch_one(*args, **kwargs):
         calls["n"] += 1
@@ -116,7 +116,7 @@ def test_ema_is_what_is_scored_and_saved_and_resumes_with_the_trained_weights(tm
             raise KeyboardInterrupt
         return real_to_device(*args, **kwargs)
 
-    monkeypatch.setattr(sr.training.content, "to_device", stop_in_epoch_one)
+    monkeypatch.setattr(sr.training.loop, "to_device", stop_in_epoch_one)
     with pytest.raises(Interrupted):
         _train(h5_x3, tmp_path / "split", *flags)
     monkeypatch.undo()
@@ -258,7 +258,7 @@ def test_nan_weights_are_never_saved_even_by_a_ctrl_c(tmp_path, h5_x3, monkeypat
     # The loss is only checked every 20 batches (and at an epoch's end); a Ctrl-C in between
     # must not write the NaN weights of that window over the last good last.pth.
     batches = len(PatchDataset(h5_x3[0])) // 16
-    real_loss, real_to_device = train_srcnn.content_loss, sr.training.content.to_device
+    real_loss, real_to_device = train_srcnn.content_loss, sr.training.loop.to_device
     calls = {"loss": 0, "to_device": 0}
 
     def poisoned(name):
@@ -278,7 +278,7 @@ def test_nan_weights_are_never_saved_even_by_a_ctrl_c(tmp_path, h5_x3, monkeypat
         return real_to_device(*args, **kwargs)
 
     monkeypatch.setattr(train_srcnn, "content_loss", poisoned)
-    monkeypatch.setattr(sr.training.content, "to_device", stop_at_batch_4_of_epoch_2)
+    monkeypatch.setattr(sr.training.loop, "to_device", stop_at_batch_4_of_epoch_2)
     with pytest.raises(UserError, match=r"diverged: the weights became NaN or infinite by epoch 2, batch 3 .*"
                                          r"last.pth was not written, the last good checkpoint is .*last.pth"):
         _train(h5_x3, tmp_path / "run", "--arch", "fsrcnn", "--epochs", "3")
@@ -322,7 +322,8 @@ def test_a_checkpoint_written_before_the_restructuring_still_resumes_in_its_prec
     assert "bf16 autocast (kept from the resumed run)" in capsys.readouterr().out
     resumed = load_checkpoint(out / "last.pth")
     assert resumed["epoch"] == 2 and resumed["scheduler"]["last_epoch"] == 2 * batches
-    assert (resumed["precision"], resumed["args"]["amp"]) == ("bf16", True)
+    assert (resumed["args"]["precision"], resumed["args"]["amp"]) == ("bf16", True)
+    assert "precision" not in resumed  # stored once, in the settings
     assert [r["epoch"] for r in _metrics(out)] == ["1", "2"] and result["best_psnr"] >= 20.0
 
 
@@ -335,7 +336,7 @@ def test_args_json_records_the_resolved_precision_and_portable_paths(tmp_path_fa
     saved = json.loads((tmp_path / "run" / "args.json").read_text())
     assert (saved["amp"], saved["precision"], saved["precision_chosen_by"]) == (False, "fp32", "hardware")
     assert saved["train"] == str(h5_x3[0].relative_to(base)) and saved["out"] == str((tmp_path / "run").relative_to(base))
-    assert load_checkpoint(tmp_path / "run" / "last.pth")["precision"] == "fp32"
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["args"]["precision"] == "fp32"
     monkeypatch.setattr(sr.precision, "cpu_has_native_bf16", lambda: True)
     assert choose_precision(torch.device("cpu"), None).name == "bf16"
     train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--device", "cpu"]))

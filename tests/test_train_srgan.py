@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import sr.training.gan
+import sr.training.loop
 import train_srgan
 from experiments import export_weights
 from sr.checkpoint import load_checkpoint
@@ -12,7 +13,7 @@ from sr.data.h5 import PatchDataset
 from sr.errors import Interrupted, UserError
 from sr.models import Discriminator, create_model
 from sr.precision import choose_precision
-from sr.training.content import Optim
+from sr.training.optim import Optim
 from tests.conftest import make_h5
 
 
@@ -51,8 +52,9 @@ def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
     d = Discriminator(patch_size=24)
     precision = choose_precision(torch.device("cpu"), amp=False, channels_last=False)
     g_opt, d_opt = Optim.adam(g, 1e-3, 10, precision), Optim.adam(d, 1e-3, 10, precision)
-    step = sr.training.gan.GanStep(g_net=g, d_bare=d, d_net=d, criterion=torch.nn.L1Loss(), g_optim=g_opt, d_optim=d_opt,
-                                   precision=precision, device=torch.device("cpu"), adv_weight=1e-3)
+    def step(lr, hr):
+        return sr.training.gan.gan_step(g, d, d, lr, hr, torch.nn.L1Loss(), g_opt, d_opt, precision, adv_weight=1e-3)
+
     g0, d0 = _params(g), _params(d)
     seen = {}
 
@@ -62,7 +64,7 @@ def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
         seen["d_after_g_step"] = _params(d)
 
     g_opt.optimizer.register_step_post_hook(after_g_step)
-    losses = step(torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8), torch.randint(0, 256, (4, 3, 24, 24), dtype=torch.uint8))
+    losses = step(torch.rand(4, 3, 12, 12), torch.rand(4, 3, 24, 24))
     assert all(grad is None for grad in seen["d_grads"]) and not seen["d_requires_grad"]
     assert _same(seen["d_after_g_step"], d0)  # the G step left D alone
     assert not _same(_params(g), g0) and not _same(_params(d), d0)  # and then both moved
@@ -77,12 +79,14 @@ def test_the_adversarial_term_alone_moves_the_generator():
     d = Discriminator(patch_size=24)
     precision = choose_precision(torch.device("cpu"), amp=False, channels_last=False)
     g_opt, d_opt = Optim.adam(g, 1e-3, 10, precision), Optim.adam(d, 1e-3, 10, precision)
-    step = sr.training.gan.GanStep(g_net=g, d_bare=d, d_net=d, criterion=lambda pred, target: pred.sum() * 0, g_optim=g_opt,
-                                   d_optim=d_opt, precision=precision, device=torch.device("cpu"), adv_weight=1.0)
+    def step(lr, hr):
+        return sr.training.gan.gan_step(g, d, d, lr, hr, lambda pred, target: pred.sum() * 0, g_opt, d_opt, precision,
+                                        adv_weight=1.0)
+
     g0 = _params(g)
     seen = {}
     g_opt.optimizer.register_step_pre_hook(lambda optimizer, args, kwargs: seen.update(grads=[p.grad for p in g.parameters()]))
-    losses = step(torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8), torch.randint(0, 256, (4, 3, 24, 24), dtype=torch.uint8))
+    losses = step(torch.rand(4, 3, 12, 12), torch.rand(4, 3, 24, 24))
     assert losses["content"].item() == 0 and losses["loss"].item() == pytest.approx(losses["adv"].item())
     assert all(grad is not None for grad in seen["grads"])
     assert sum(grad.abs().sum().item() for grad in seen["grads"]) > 0
@@ -117,7 +121,7 @@ def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch)
     _run(rgb_x2, tmp_path / "straight", *extra)
     batches = len(PatchDataset(rgb_x2[0])) // 8
     calls = {"n": 0}
-    real = sr.training.gan.to_device
+    real = sr.training.loop.to_device
 
     def stop(*a, **k):
         calls["n"] += 1
@@ -125,7 +129,7 @@ def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch)
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(sr.training.gan, "to_device", stop)
+    monkeypatch.setattr(sr.training.loop, "to_device", stop)
     with pytest.raises(Interrupted):
         _run(rgb_x2, tmp_path / "split", *extra)
     monkeypatch.undo()
@@ -147,9 +151,12 @@ def test_bad_gan_inputs_are_refused(tmp_path, rgb_x2, pretrained, h5_x3):
         _run(rgb_x2, tmp_path / "c", "--phase", "gan", "--generator", str(pretrained), "--scale", "8")
     with pytest.raises(UserError, match="needs --vgg-weights"):
         _run(rgb_x2, tmp_path / "d", "--phase", "gan", "--generator", str(pretrained), "--perceptual-weight", "1")
-    with pytest.raises(UserError, match="VGG19 weights file not found"):
+    with pytest.raises(UserError, match="--vgg-weights .*none.pth: no such file"):
         _run(rgb_x2, tmp_path / "e", "--phase", "gan", "--generator", str(pretrained), "--perceptual-weight", "1",
              "--vgg-weights", str(tmp_path / "none.pth"))
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()  # refused before a run folder was made
+    with pytest.raises(UserError, match="--ema and --last-layer-lr are for the pretrain phase"):
+        _run(rgb_x2, tmp_path / "g", "--phase", "gan", "--generator", str(pretrained), "--ema", "0.9")
     with pytest.raises(UserError, match=r"layout 'upsampled' \(need 'lr-hr'\), color 'y' \(need 'rgb'\)"):
         train, evaluation = h5_x3
         train_srgan.main(train_srgan.parse_args(["--train", str(train), "--eval", str(evaluation), "--scale", "3",

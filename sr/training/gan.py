@@ -21,9 +21,9 @@ from sr.errors import UserError
 from sr.losses import VGG19_LAYERS, adversarial_loss
 from sr.precision import Precision
 from sr.training.config import RunConfig
-from sr.training.content import Optim
-from sr.training.loader import to_device
+from sr.training.optim import Optim
 
+IMAGENET = "imagenet"  # --vgg-weights imagenet: torchvision's own VGG19 weights
 GAN_FIELDS = ["epoch", "loss", "content", "adv", "perceptual", "d", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
 
 
@@ -34,7 +34,8 @@ def add_gan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adv-weight", type=positive_float, default=1e-3, help="weight of the adversarial loss (default 1e-3)")
     p.add_argument("--d-lr", type=positive_float, help="discriminator learning rate (default: --lr)")
     p.add_argument("--perceptual-weight", type=float, default=0.0, help="weight of the VGG19 feature loss (default 0: off)")
-    p.add_argument("--vgg-weights", type=Path, help="torchvision vgg19 state_dict file for the perceptual loss (never downloaded)")
+    p.add_argument("--vgg-weights", type=Path, help="torchvision vgg19 state_dict file for the perceptual loss, or "
+                   f"'{IMAGENET}': torchvision's ImageNet VGG19 weights from torch's hub cache (downloaded there once)")
     p.add_argument("--vgg-layer", choices=list(VGG19_LAYERS), default="relu5_4", help="VGG19 feature layer (default relu5_4)")
 
 
@@ -58,6 +59,34 @@ class GanConfig(RunConfig):
     def discriminator_lr(self) -> float:
         return self.d_lr or self.lr
 
+    @property
+    def vgg_file(self) -> Path | None:
+        """The VGG19 weights file for PerceptualLoss; None: torchvision's ImageNet weights (--vgg-weights imagenet)."""
+        return None if str(self.vgg_weights) == IMAGENET else self.vgg_weights
+
+    @classmethod
+    def settle(cls, script: str, args: argparse.Namespace, ctx: Any, resume: dict[str, Any] | None) -> GanConfig:
+        """``RunConfig.from_args`` for either phase, with everything a flag can get wrong refused here,
+        before any data is opened or run folder made: a resumed run keeps its phase; a new GAN run
+        takes its generator's architecture, scale and colour (and must have one); the VGG weights
+        must be there when the perceptual loss is on; --ema and --last-layer-lr are the pretrain phase's."""
+        phase = resume["args"]["phase"] if resume else args.phase
+        if phase == "gan":
+            generator = read_generator(args) if not resume else None
+            fill = {k: generator[k] for k in ("arch", "scale", "color")} if generator else None
+            cfg = cls.from_args(script, args, ctx, resume, out="runs/srgan_{arch}_x{scale}", fill=fill)
+        else:
+            cfg = cls.from_args(script, args, ctx, resume, fill=dict(arch="srresnet", scale=4))
+        if cfg.phase == "gan" and (cfg.ema or cfg.last_layer_lr != 1.0):
+            raise UserError("--ema and --last-layer-lr are for the pretrain phase (a content loss); the GAN phase trains without them")
+        if cfg.perceptual_weight > 0:
+            if cfg.vgg_weights is None:
+                raise UserError("--perceptual-weight needs --vgg-weights: a file holding torchvision's vgg19 state_dict, "
+                                f"or '{IMAGENET}' for torchvision's ImageNet weights (from torch's hub cache, downloaded once)")
+            if cfg.vgg_file is not None and not Path(cfg.vgg_file).is_file():
+                raise UserError(f"--vgg-weights {cfg.vgg_weights}: no such file")
+        return cfg
+
 
 def read_generator(args: argparse.Namespace) -> dict[str, Any]:
     """gan phase: the pretrained generator checkpoint; its architecture, scale and colour become the run's."""
@@ -74,8 +103,10 @@ def read_generator(args: argparse.Namespace) -> dict[str, Any]:
     return state
 
 
-class GanStep:
-    """One SRGAN iteration (the order of BasicSR's SRGANModel):
+def gan_step(g_net: nn.Module, d_bare: nn.Module, d_net: nn.Module, lr: torch.Tensor, hr: torch.Tensor,
+             criterion: nn.Module, g_optim: Optim, d_optim: Optim, precision: Precision, adv_weight: float,
+             perceptual: nn.Module | None = None, perceptual_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """One SRGAN iteration on a device batch (the order of BasicSR's SRGANModel); returns the detached losses.
 
     1. generator: D frozen; loss = content + adv_weight * BCE(D(G(lr)), real) [+ perceptual];
     2. discriminator: BCE(D(hr), real) and BCE(D(G(lr).detach()), fake), one backward each.
@@ -83,44 +114,28 @@ class GanStep:
     In step 1 the bare D is called, not its DDP wrapper: D gets no gradients there, and a
     DDP module must see a backward for every forward.
     """
+    d_bare.requires_grad_(False)
+    with precision.autocast():
+        sr = g_net(lr)
+        adv = adversarial_loss(d_bare(sr), real=True)
+        vgg = perceptual(sr, hr) if perceptual is not None else torch.zeros((), device=lr.device)
+    content = criterion(sr.float(), hr)
+    g_loss = content + adv_weight * adv + perceptual_weight * vgg
+    g_optim.optimizer.zero_grad(set_to_none=True)
+    g_optim.backward(g_loss)
+    g_optim.step()
 
-    def __init__(self, *, g_net: nn.Module, d_bare: nn.Module, d_net: nn.Module, criterion: nn.Module, g_optim: Optim,
-                 d_optim: Optim, precision: Precision, device: torch.device, adv_weight: float,
-                 perceptual: nn.Module | None = None, perceptual_weight: float = 0.0):
-        self.g_net, self.d_bare, self.d_net = g_net, d_bare, d_net
-        self.criterion, self.perceptual = criterion, perceptual
-        self.adv_weight, self.perceptual_weight = adv_weight, perceptual_weight
-        self.g_optim, self.d_optim = g_optim, d_optim
-        self.precision, self.device = precision, device
-
-    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-        lr = to_device(lr, self.device, self.precision.channels_last)
-        hr = to_device(hr, self.device, self.precision.channels_last)
-        self.d_bare.requires_grad_(False)
-        with self.precision.autocast():
-            sr = self.g_net(lr)
-            adv = adversarial_loss(self.d_bare(sr), real=True)
-            perceptual = self.perceptual(sr, hr) if self.perceptual is not None else torch.zeros((), device=self.device)
-        content = self.criterion(sr.float(), hr)
-        g_loss = content + self.adv_weight * adv + self.perceptual_weight * perceptual
-        self.g_optim.optimizer.zero_grad(set_to_none=True)
-        self.g_optim.backward(g_loss)
-        self.g_optim.step()
-
-        self.d_bare.requires_grad_(True)
-        self.d_optim.optimizer.zero_grad(set_to_none=True)
-        fake = sr.detach()
-        d_loss = torch.zeros((), device=self.device)
-        for images, real in ((hr, True), (fake, False)):
-            with self.precision.autocast():
-                loss = adversarial_loss(self.d_net(images), real=real)
-            self.d_optim.backward(loss)
-            d_loss = d_loss + loss.detach()
-        self.d_optim.step()
-        self.g_optim.scheduler.step()
-        self.d_optim.scheduler.step()
-        return {"loss": g_loss.detach(), "content": content.detach(), "adv": adv.detach(),
-                "perceptual": perceptual.detach().float(), "d": d_loss}
-
-    def current_lr(self) -> float:
-        return self.g_optim.current_lr()
+    d_bare.requires_grad_(True)
+    d_optim.optimizer.zero_grad(set_to_none=True)
+    fake = sr.detach()
+    d_loss = torch.zeros((), device=lr.device)
+    for images, real in ((hr, True), (fake, False)):
+        with precision.autocast():
+            loss = adversarial_loss(d_net(images), real=real)
+        d_optim.backward(loss)
+        d_loss = d_loss + loss.detach()
+    d_optim.step()
+    g_optim.scheduler.step()
+    d_optim.scheduler.step()
+    return {"loss": g_loss.detach(), "content": content.detach(), "adv": adv.detach(),
+            "perceptual": vgg.detach().float(), "d": d_loss}

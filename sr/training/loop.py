@@ -1,11 +1,14 @@
-"""The parts of the epoch loop that the training scripts write out:
+"""The parts of the epoch loop that the training scripts do not write out themselves:
 
     progress = Progress.start(resume)
-    with ctrl_c_saves(progress, run, ctx, state, hint):
+    with ctrl_c_saves(progress, run, ctx, cfg, trainee, hint):
         for epoch in range(progress.epoch + 1, cfg.epochs + 1):
-            result = train_one_epoch(step, batches, epoch, progress, ctx, ...)
-            scores = evaluate(model, ...)                   # rank 0
-            run.end_epoch(progress, epoch, scores, ...)     # last.pth, best.pth, metrics.csv
+            batches = EpochBatches(data, epoch, progress, ctx, ...)
+            for lr, hr in batches:                      # on the device, a Ctrl-C held until the body is done
+                ... forward, loss, backward, optimizer step: in the script ...
+                batches.record(loss=loss)
+            scores = evaluate(trainee.scored, ...)       # rank 0
+            run.end_epoch(progress, epoch, scores, metrics_row(epoch, batches.result, ...), cfg, trainee)
 
 Batches come in a fixed order per (seed, epoch) and ``progress`` follows every batch, so a run
 resumed from ``last.pth``, even one stopped mid-epoch, continues exactly where it stopped.
@@ -15,9 +18,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,43 +35,11 @@ from sr.errors import Interrupted, UserError
 from sr.protocol import predict, score
 from sr.interrupts import deferred_interrupt
 from sr.training.config import RunConfig
-from sr.training.loader import DeviceBatches, LoaderBatches, TrainingData
+from sr.training.loader import DeviceBatches, LoaderBatches, TrainingData, to_device
+from sr.training.state import Progress, Trainee, checkpoint
 
 if TYPE_CHECKING:
     from sr.training.run_dir import RunDir
-
-Step = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]  # (lr, hr) uint8 -> detached losses, "loss" first
-
-
-@dataclass
-class Progress:
-    """Where a run stands; the loop moves it on, a Ctrl-C saves it.
-
-    ``epoch`` epochs are finished; ``step`` batches of the next one are done, with loss sums
-    ``sums`` (their count under "batches"). ``saved``: the epoch whose end this process wrote
-    to last.pth (None before it wrote one).
-    """
-
-    epoch: int = 0
-    step: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
-    best_psnr: float = -math.inf
-    saved: int | None = None
-
-    @classmethod
-    def start(cls, resume: dict[str, Any] | None) -> Progress:
-        if not resume:
-            return cls()
-        return cls(resume["epoch"], resume["step"], dict(resume.get("partial") or {}), resume.get("best_psnr", -math.inf))
-
-    def means(self) -> dict[str, float]:
-        return {k: v / self.sums["batches"] for k, v in self.sums.items() if k != "batches"}
-
-    def finish_epoch(self, epoch: int, best_psnr: float | None = None, saved: bool = False) -> None:
-        self.epoch, self.step, self.sums = epoch, 0, {}
-        self.best_psnr = self.best_psnr if best_psnr is None else best_psnr
-        self.saved = epoch if saved else self.saved
-
 
 @dataclass(frozen=True)
 class EpochResult:
@@ -109,46 +80,63 @@ def _check_finite(progress: Progress, epoch: int, ctx: distributed.Context, watc
                     f"(try a lower --lr){tail}")
 
 
-def train_one_epoch(step: Step, batches: LoaderBatches | DeviceBatches, epoch: int, progress: Progress, ctx: distributed.Context, *,
-                    epochs: int, batch_size: int, watch: list[nn.Module], last_good: Path | None = None,
-                    check_every: int = 20) -> EpochResult:
-    """Train on the batches of ``epoch`` that ``progress`` has not done yet.
+class EpochBatches:
+    """The batches of ``epoch`` that ``progress`` has not done yet, as (lr, hr) float tensors on
+    the device, for the script's own training step.
 
-    tqdm shows ``epoch: e/E`` with the mean losses. ``progress`` moves on with every batch,
-    and a Ctrl-C waits for the batch in hand, so what it saves is one consistent point. Every
-    ``check_every`` batches the loss sums come to the host (averaged over processes) and the
-    loss and the weights of ``watch`` are checked for NaN/inf: a diverged run stops there.
+    Each batch is handed out inside a held Ctrl-C (``deferred_interrupt``): the interrupt lands
+    after the script's step for it, never inside an update, and ``progress`` has counted the
+    batch by then. The script hands back its losses with ``record`` (detached tensors; they
+    stay on the device). Every ``check_every`` batches the sums come to the host (averaged over
+    processes) and the losses and the weights of ``watch`` are checked for NaN/inf: a diverged
+    run stops there. tqdm shows ``epoch: e/E`` with the mean losses. ``result`` after the loop.
     """
-    batches.order.set_epoch(epoch, skip=progress.step)
-    total, skip = batches.per_epoch, progress.step
-    bar = tqdm(total=total * batch_size, initial=skip * batch_size, desc=f"epoch: {epoch}/{epochs}", unit="it",
-               disable=not ctx.is_main, dynamic_ncols=True)
-    running: dict[str, torch.Tensor] = {}
-    count = 0
-    start = time.perf_counter()
-    try:
-        for lr, hr in batches:
-            with deferred_interrupt():  # a Ctrl-C lands between batches, never inside an update
-                for k, v in step(lr, hr).items():
-                    running[k] = running.get(k, 0.0) + v  # stays on the device: no sync per batch
-                count += 1
-                progress.step += 1
-            bar.update(batch_size)
-            if progress.step % check_every == 0 or progress.step == total:
-                with deferred_interrupt():
-                    _fold(progress.sums, running, count, ctx)
-                    running, count = {}, 0
-                _check_finite(progress, epoch, ctx, watch, last_good)
-                bar.set_postfix_str(", ".join(f"{k}={v:.6f}" for k, v in progress.means().items()), refresh=False)
-    except KeyboardInterrupt:
-        _fold(progress.sums, running, count, None)  # this process's own sums: no collective call after a Ctrl-C
-        raise
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - start
-    if not progress.sums.get("batches"):
-        raise UserError("no training batch ran in this epoch")
-    return EpochResult(progress.means(), seconds, (progress.step - skip) * batch_size)
+
+    def __init__(self, batches: LoaderBatches | DeviceBatches, epoch: int, progress: Progress, ctx: distributed.Context, *,
+                 epochs: int, batch_size: int, channels_last: bool, watch: list[nn.Module], last_good: Path | None = None,
+                 check_every: int = 20):
+        self.batches, self.epoch, self.progress, self.ctx = batches, epoch, progress, ctx
+        self.epochs, self.batch_size, self.channels_last = epochs, batch_size, channels_last
+        self.watch, self.last_good, self.check_every = watch, last_good, check_every
+        self.running: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.result: EpochResult | None = None
+
+    def record(self, **losses: torch.Tensor) -> None:
+        """This batch's losses ("loss" first, the one tqdm and metrics.csv show first)."""
+        for k, v in losses.items():
+            self.running[k] = self.running.get(k, 0.0) + v.detach()  # no sync per batch
+        self.count += 1
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        progress, ctx = self.progress, self.ctx
+        self.batches.order.set_epoch(self.epoch, skip=progress.step)
+        total, skip = self.batches.per_epoch, progress.step
+        bar = tqdm(total=total * self.batch_size, initial=skip * self.batch_size, desc=f"epoch: {self.epoch}/{self.epochs}",
+                   unit="it", disable=not ctx.is_main, dynamic_ncols=True)
+        start = time.perf_counter()
+        try:
+            for lr, hr in self.batches:
+                with deferred_interrupt():  # a Ctrl-C lands between batches, never inside an update
+                    yield to_device(lr, ctx.device, self.channels_last), to_device(hr, ctx.device, self.channels_last)
+                    progress.step += 1
+                bar.update(self.batch_size)
+                if progress.step % self.check_every == 0 or progress.step == total:
+                    with deferred_interrupt():
+                        _fold(progress.sums, self.running, self.count, ctx)
+                        self.running, self.count = {}, 0
+                    _check_finite(progress, self.epoch, ctx, self.watch, self.last_good)
+                    bar.set_postfix_str(", ".join(f"{k}={v:.6f}" for k, v in progress.means().items()), refresh=False)
+        except KeyboardInterrupt:
+            _fold(progress.sums, self.running, self.count, None)  # this process's own sums: no collective call after a Ctrl-C
+            self.running, self.count = {}, 0
+            raise
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        if not progress.sums.get("batches"):
+            raise UserError("no training batch ran in this epoch")
+        self.result = EpochResult(progress.means(), seconds, (progress.step - skip) * self.batch_size)
 
 
 @torch.no_grad()
@@ -188,13 +176,13 @@ def start_line(what: str, cfg: RunConfig, ctx: distributed.Context, model: nn.Mo
 
 
 @contextmanager
-def ctrl_c_saves(progress: Progress, run: RunDir | None, ctx: distributed.Context,
-                 state: Callable[[Progress], dict[str, Any]], hint: str) -> Iterator[None]:
+def ctrl_c_saves(progress: Progress, run: RunDir | None, ctx: distributed.Context, cfg: RunConfig, trainee: Trainee,
+                 hint: str) -> Iterator[None]:
     """Turn Ctrl-C into a checkpoint of where the run stands, and one line saying how to go on.
 
     Right after an epoch's checkpoint that checkpoint stands as written; elsewhere last.pth
-    gets ``state(progress)``: (epoch - 1, batches done, partial loss sums). Other processes
-    of a DDP run only stop.
+    gets the checkpoint at ``progress``: (epoch - 1, batches done, partial loss sums). Other
+    processes of a DDP run only stop.
     """
     try:
         yield
@@ -204,5 +192,6 @@ def ctrl_c_saves(progress: Progress, run: RunDir | None, ctx: distributed.Contex
         if progress.saved == progress.epoch and progress.step == 0:
             path, where = run.last, f"interrupted at epoch {progress.epoch}, after its checkpoint"
         else:
-            path, where = run.save("last.pth", state(progress)), f"interrupted at epoch {progress.epoch + 1}, batch {progress.step}"
+            path = run.save("last.pth", checkpoint(cfg, trainee, progress))
+            where = f"interrupted at epoch {progress.epoch + 1}, batch {progress.step}"
         raise Interrupted(f"{where}; saved {path}; continue with: {hint} --resume {path}") from None

@@ -10,9 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,7 +19,10 @@ from sr.atomic import atomic_path, atomic_write_text
 from sr.checkpoint import save_checkpoint
 from sr.errors import UserError
 from sr.interrupts import deferred_interrupt
-from sr.training.loop import Progress
+from sr.training.state import Progress, Trainee, checkpoint
+
+if TYPE_CHECKING:
+    from sr.training.config import RunConfig
 
 METRIC_FIELDS = ["epoch", "loss", "psnr", "ssim", "lr", "seconds", "samples_per_s"]
 
@@ -90,8 +92,8 @@ class RunDir:
         save_checkpoint(path, state)
         return path
 
-    def end_epoch(self, progress: Progress, epoch: int, scores: dict[str, float], row: dict[str, Any],
-                  state: Callable[[Progress, dict[str, float]], dict[str, Any]]) -> None:
+    def end_epoch(self, progress: Progress, epoch: int, scores: dict[str, float], row: dict[str, Any], cfg: RunConfig,
+                  trainee: Trainee) -> None:
         """Epoch ``epoch`` is done: last.pth, best.pth when the PSNR improved, and the CSV row.
 
         The three are written together and ``progress`` moves to the epoch's end with them: a
@@ -101,10 +103,10 @@ class RunDir:
         """
         improved = scores["psnr"] > progress.best_psnr
         done = Progress(epoch, 0, {}, scores["psnr"] if improved else progress.best_psnr)
-        checkpoint = state(done, scores)
+        state = checkpoint(cfg, trainee, done, scores)
         with deferred_interrupt():
             if improved:
-                self.save("best.pth", checkpoint)
+                self.save("best.pth", state)
             self.append_metrics(row)
-            self.save("last.pth", checkpoint)
+            self.save("last.pth", state)
             progress.finish_epoch(epoch, done.best_psnr, saved=True)

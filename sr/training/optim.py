@@ -1,5 +1,5 @@
-"""Supervised training with a content loss (train_srcnn.py, and train_srgan.py's pretrain
-phase), and the optimizer bundle every network of a run gets."""
+"""What updates a network besides its loss: the optimizer bundle every network of a run gets
+(Adam, its cosine schedule, its GradScaler), its parameter groups, and the weights' moving average."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from torch import nn
 from sr.checkpoint import bare_module
 from sr.errors import UserError
 from sr.precision import Precision
-from sr.training.loader import to_device
 
 
 def parameter_groups(module: nn.Module, lr: float, last_layer_lr: float = 1.0) -> list[dict[str, Any]]:
@@ -98,29 +97,3 @@ class WeightAverage:
 
     def state(self, model: nn.Module) -> dict[str, Any]:
         return {"trained_model": bare_module(model).state_dict(), "ema_updates": int(self.averaged.n_averaged)}
-
-
-class ContentStep:
-    """One supervised step: forward under autocast, content loss in fp32, Adam, schedule."""
-
-    def __init__(self, net: nn.Module, criterion: nn.Module, optim: Optim, precision: Precision, device: torch.device,
-                 ema: WeightAverage | None = None):
-        self.net, self.criterion, self.optim = net, criterion, optim
-        self.precision, self.device, self.ema = precision, device, ema
-
-    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-        lr = to_device(lr, self.device, self.precision.channels_last)  # (N, C, h, w) in [0, 1]
-        hr = to_device(hr, self.device, self.precision.channels_last)  # (N, C, H, W)
-        with self.precision.autocast():
-            pred = self.net(lr)
-        loss = self.criterion(pred.float(), hr)
-        self.optim.optimizer.zero_grad(set_to_none=True)
-        self.optim.backward(loss)
-        self.optim.step()
-        self.optim.scheduler.step()
-        if self.ema is not None:
-            self.ema.update(self.net)
-        return {"loss": loss.detach()}
-
-    def current_lr(self) -> float:
-        return self.optim.current_lr()
