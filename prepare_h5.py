@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from sr.cli import ArgumentParser, non_negative_int, positive_int, run, scale_type
 from sr.data.h5 import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, PatchWriter, default_h5_path, default_patch, held_out
-from sr.data.sets import data_root, resolve_images
+from sr.data.sets import content_hash, data_root, resolve_images, test_set_hashes
 from sr.data.degradation import downscale, mod_crop, model_input, to_planes, to_uint8
 from sr.imresize import imresize
 from sr.errors import UserError
@@ -127,7 +127,9 @@ def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
     """(training name, training files, validation name, validation files), disjoint.
 
     Validation images are held out of the training images unless --eval-images names
-    another set; a test set is never used to choose a checkpoint.
+    another set; a test set is never used to train or to choose a checkpoint. All of it goes
+    by content (sha256 of the file), not by path or name: a copy of an image under another
+    name, or the same folder under a symlink, is the same image.
     """
     names, files = [], []
     for spec in args.images:
@@ -135,17 +137,39 @@ def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
         names.append(name)
         files += found
     name = "+".join(names)
+    # One path per content: the same image under a second path would train twice, and a held-out
+    # image would come back into training under its other name.
+    by_content: dict[str, Path] = {}
+    for path in files:
+        by_content.setdefault(content_hash(path), path)
+    if len(by_content) < len(files):
+        print(f"{len(files) - len(by_content)} of the {len(files)} training images repeat another's content; "
+              "each image is used once", file=sys.stderr)
+        files = list(by_content.values())
+    test_images = test_set_hashes(root, TEST_SETS)
+    for spec, set_name in zip(args.images, names):
+        if set_name in TEST_SETS:
+            raise UserError(f"--images {spec}: {set_name} is a test set; it is never trained on (score it with eval.py)")
+    for digest, path in by_content.items():
+        if digest in test_images:
+            raise UserError(f"--images: {path} is {test_images[digest]} of a test set (same content); "
+                            "a test set is never trained on (score it with eval.py)")
     if args.eval_images:
         if args.val_images:
             raise UserError("--val-images holds images out of the training set; with --eval-images the validation set is given")
         val_name, val_files = resolve_images(args.eval_images, root)
-        if val_name in TEST_SETS:
-            raise UserError(f"--eval-images {args.eval_images}: {val_name} is a test set, and the validation set picks the "
+        val_hashes = {content_hash(path): path for path in val_files}
+        in_test = [digest for digest in val_hashes if digest in test_images]
+        if val_name in TEST_SETS or in_test:
+            what = f"{val_name} is a test set" if val_name in TEST_SETS else \
+                f"{val_hashes[in_test[0]]} is {test_images[in_test[0]]} of a test set (same content)"
+            raise UserError(f"--eval-images {args.eval_images}: {what}, and the validation set picks the "
                             "best epoch; leave --eval-images out to hold out training images, and score test sets "
                             "with eval.py after training")
-        overlap = {Path(f).resolve() for f in val_files} & {Path(f).resolve() for f in files}
+        overlap = [path for digest, path in val_hashes.items() if digest in by_content]
         if overlap:
-            raise UserError(f"--eval-images shares {len(overlap)} image(s) with the training images, e.g. {sorted(overlap)[0].name}")
+            raise UserError(f"--eval-images shares {len(overlap)} image(s) with the training images (same content), "
+                            f"e.g. {sorted(overlap)[0].name}")
     else:
         if args.val_images == 0:
             raise UserError("--val-images 0 holds no image out: name a validation set with --eval-images")

@@ -28,6 +28,10 @@ from sr.cli import run
 from sr.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
+# The only programs a recipe may run: the project's own entry points, each as an argument list
+# (subprocess, no shell). A recipe is a file someone sent; "python -c ..." in it would run anything.
+SCRIPTS = ("prepare_h5.py", "train_srcnn.py", "train_srgan.py", "eval.py")
+MODULES = ("experiments.export_weights",)
 PRECISION_FLAGS = {"--amp": 0, "--no-amp": 0, "--amp-dtype": 1, "--channels-last": 0, "--no-channels-last": 0}
 
 
@@ -95,12 +99,23 @@ def plan(recipe: dict, args) -> list[list[str]]:
         run_dir, _, checkpoint = recipe["checkpoint"].split(" ")[0].rpartition("/")
         export = ["python", "-m", "experiments.export_weights", run_dir, "--name", recipe["name"], "--checkpoint", checkpoint]
     steps.append(export + ["--out-dir", "weights", "--note", f"replay of {recipe['name']}'s recipe"])
+    for step in steps:  # all of them before the first runs
+        check_step(step)
     return steps
 
 
+def check_step(step: list[str]) -> None:
+    """UserError unless ``step`` is ``python <one of SCRIPTS> ...`` or ``python -m <one of MODULES> ...``."""
+    runs = step[1:2] if step[1:2] != ["-m"] else step[1:3]
+    allowed = (len(runs) == 1 and runs[0] in SCRIPTS) or (len(runs) == 2 and runs[1] in MODULES)
+    if step[:1] != ["python"] or not allowed:
+        shown = shlex.join(step)
+        raise UserError(f"the recipe holds a step that is not one of the project's entry points ({', '.join(SCRIPTS)}, "
+                        f"python -m {', '.join(MODULES)}): {shown[:120]}{'...' if len(shown) > 120 else ''}; nothing was run")
+
+
 def execute(step: list[str], cwd: Path, env: dict) -> None:
-    if step[0] != "python":
-        raise UserError(f"the recipe holds a step that is not a python call: {shlex.join(step)}")
+    check_step(step)
     argv = [sys.executable, *step[1:]]
     if not step[1].startswith("-"):
         argv[1] = str(ROOT / step[1])  # the repository's script, run from the replay folder

@@ -1,7 +1,8 @@
 """Every file the project writes goes through here: a reader sees the old file or the new one, never half.
 
 The data goes to a temporary file in the target's folder (so the final rename stays on one
-file system), is flushed and fsync'ed, and replaces the target in one ``os.replace``;
+file system), is flushed and fsync'ed, and replaces the target in one ``os.replace``, after
+which the folder is fsync'ed too (so the rename itself survives a crash);
 Ctrl-C is held during the rename. On any failure the temporary file is removed and the
 old target is left as it was. The temporary name keeps the target's extension at its
 end, so writers that pick a format by extension (Pillow, h5py, ONNX) behave the same.
@@ -13,8 +14,9 @@ end, so writers that pick a format by extension (Pillow, h5py, ONNX) behave the 
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +25,32 @@ from sr.errors import UserError
 from sr.interrupts import deferred_interrupt
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_beside(path: Path) -> Path:
+    """A new, empty file in ``path``'s folder, with ``path``'s extension at the end of its name.
+
+    Like mkstemp (O_EXCL, a random name), but created with mode 0666 so that the kernel applies
+    the umask itself, as for any ordinary file: reading the umask means setting it, which
+    would change it for every thread of the process for a moment.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: the new name is in the folder's entries on disk."""
+    if os.name != "posix":  # Windows cannot open a folder; its renames are journaled by NTFS
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class AtomicFile:
@@ -40,12 +64,9 @@ class AtomicFile:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent)
-            os.close(fd)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the result is an ordinary file
+            self.tmp = _create_beside(self.path)
         except OSError as exc:
             raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self.tmp = Path(tmp)
 
     def commit(self) -> None:
         try:
@@ -59,6 +80,11 @@ class AtomicFile:
         except OSError as exc:
             self.abort()
             raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        try:
+            _fsync_folder(self.path.parent)  # else a crash can lose the rename, and the file with it
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # the disk failed; a folder that cannot be fsync'ed (EINVAL) is no error
+                raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         self.tmp.unlink(missing_ok=True)

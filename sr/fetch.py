@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,8 +89,30 @@ def load_sources(path: Path = MANIFEST) -> list[Source]:
             raise UserError(f"{path}:{line}: not a fetch manifest row (columns: {', '.join(Source.__dataclass_fields__)})") from None
         if src.conversion not in CONVERSIONS:
             raise UserError(f"{path}:{line}: unknown conversion {src.conversion!r}")
+        for column in ("dataset", "file"):
+            if not is_plain_name(getattr(src, column)):
+                raise UserError(f"{path}:{line}: {column} {getattr(src, column)!r} is not a plain file name "
+                                "(no folders, no '..', not absolute): every write stays inside <data root>/<set>/")
         sources.append(src)
     return sources
+
+
+def is_plain_name(name: str) -> bool:
+    """A name that stays inside the folder it is joined to: no separator, no '.' or '..', no NUL."""
+    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+            and Path(name).name == name and not Path(name).is_absolute())
+
+
+class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to http(s): urllib's own handler also follows one to ftp://."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl)).scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to {newurl[:80]} refused (http and https only)", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpRedirectsOnly)
 
 
 def pixels_sha256(img: Image.Image) -> str:
@@ -127,7 +150,7 @@ def download(url: str, size: int, *, retries: int = 3, retry_delay: float = 1.0)
         body = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # the sources are < 1 MB: in memory
         try:
             sha, n = hashlib.sha256(), 0
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            with _OPENER.open(url, timeout=TIMEOUT_S) as response:
                 while n <= size and (chunk := response.read(min(1 << 16, size + 1 - n))):
                     sha.update(chunk)
                     body.write(chunk)
@@ -183,7 +206,10 @@ class Summary:
 
 def fetch(root: Path, sets: Sequence[str] = (), *, base_url: str = DEFAULT_BASE_URL, manifest: Path = MANIFEST,
           retries: int = 3, retry_delay: float = 1.0) -> Summary:
-    """Fetch ``sets`` (default: all in the manifest) under ``root``; see the module docstring."""
+    """Fetch ``sets`` (default: all in the manifest) under ``root``; see the module docstring.
+
+    Every name comes from the manifest, which ``load_sources`` has checked to be plain file
+    and set names: nothing is written outside ``root``."""
     sources = load_sources(manifest)
     known = list(dict.fromkeys(src.dataset for src in sources))
     by_lower = {name.lower(): name for name in known}

@@ -38,5 +38,7 @@ def deferred_interrupt() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-    if received:
-        signal.raise_signal(received[0])  # whatever handler was there now runs, usually KeyboardInterrupt
+        # Here, not after the block: a block that raised must not drop the stop it held back.
+        # The KeyboardInterrupt then carries the block's exception as its __context__.
+        if received:
+            signal.raise_signal(received[0])  # whatever handler was there now runs, usually KeyboardInterrupt

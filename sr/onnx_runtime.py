@@ -20,10 +20,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from sr.checkpoint import check_network_fields
 from sr.errors import UserError
 
 FORMAT = "sr-onnx-v1"
 INPUT, OUTPUT = "input", "output"
+# Metadata values are short JSON or numbers (model_kwargs, the longest, is under 200 characters);
+# a value over the bound is refused before it is parsed.
+MAX_METADATA_CHARS = 4096
+# The tiling margin: SRResNet x8's is the largest here, far below this.
+MAX_RECEPTIVE_RADIUS = 1024
 _REQUIRED = ("arch", "model_kwargs", "scale", "color", "layout", "receptive_radius", "whole_image_norm")
 
 
@@ -33,6 +39,11 @@ def require(module: str) -> ModuleType:
         return __import__(module)
     except ImportError:
         raise UserError(f'{module} is not installed; ONNX export and inference need the extra: pip install -e ".[onnx]"') from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def _ort_message(exc: Exception) -> str:
@@ -70,13 +81,22 @@ class OnnxModel(nn.Module):
         missing = [k for k in _REQUIRED if k not in meta]
         if missing:
             raise UserError(f"{self.path}: ONNX metadata lacks {', '.join(missing)}")
+        too_long = [k for k in _REQUIRED if len(meta[k]) > MAX_METADATA_CHARS]
+        if too_long:
+            raise UserError(f"{self.path}: ONNX metadata {', '.join(too_long)} over {MAX_METADATA_CHARS:,} characters")
         try:
             self.arch, self.color, self.layout = meta["arch"], meta["color"], meta["layout"]
             self.model_kwargs: dict[str, Any] = json.loads(meta["model_kwargs"])
             self.scale, self.receptive_radius = int(meta["scale"]), int(meta["receptive_radius"])
             self.whole_image_norm = bool(json.loads(meta["whole_image_norm"]))
-        except ValueError as exc:
-            raise UserError(f"{self.path}: unreadable ONNX metadata ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # json.loads of "[[[[..." 100,000 deep recurses
+            raise UserError(f"{self.path}: unreadable ONNX metadata ({_first_line(exc)})") from None
+        # The same checks as a .pth's fields: the export must describe a network of the model table.
+        check_network_fields(dict(arch=self.arch, model_kwargs=self.model_kwargs, scale=self.scale, color=self.color,
+                                  layout=self.layout), f"{self.path}: ONNX metadata")
+        if not 0 <= self.receptive_radius <= MAX_RECEPTIVE_RADIUS:
+            raise UserError(f"{self.path}: ONNX metadata field 'receptive_radius' is {self.receptive_radius}; "
+                            f"it must be from 0 to {MAX_RECEPTIVE_RADIUS}")
         names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
         if names != ([INPUT], [OUTPUT]):
             raise UserError(f"{self.path}: expected one input {INPUT!r} and one output {OUTPUT!r}, found {names}")

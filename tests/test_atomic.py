@@ -239,3 +239,31 @@ def test_a_metrics_row_that_fails_half_way_leaves_the_earlier_rows_intact(tmp_pa
         run.append_metrics({"epoch": 2, "loss": "0.4", "psnr": "30.5"})
     assert run.metrics.read_text() == before
     assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []
+
+
+# --- issue 21: no process-wide umask change; the rename itself is made durable
+
+
+def test_the_umask_is_never_changed_yet_the_file_gets_the_usual_mode(tmp_path, monkeypatch):
+    # Row 11: reading the umask by setting it (os.umask(0), then back) changed it for every
+    # thread of the process for a moment; a file another thread made then was world-writable.
+    old = os.umask(0o027)
+    try:
+        def no_umask(mask):
+            raise AssertionError("os.umask called: the process umask would change for every thread")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        atomic_write_text(tmp_path / "scores.json", "{}\n")
+        monkeypatch.undo()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "scores.json").stat().st_mode) == 0o640
+
+
+def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file"), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda src, dst: (events.append("rename"), real_replace(src, dst)))
+    atomic_write_text(tmp_path / "scores.json", "{}\n")
+    assert events == ["fsync file", "rename", "fsync folder"]

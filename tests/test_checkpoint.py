@@ -1,8 +1,10 @@
 import math
 import os
 import stat
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -276,3 +278,137 @@ def test_eval_refuses_a_huge_network_in_one_line_fast_and_without_allocating_it(
     else:
         pytest.fail(f"eval took longer than importing torch plus 1 s in every try: {tries}")
     assert not (tmp_path / "out.png").exists()
+
+
+# --- Issue 21: every bound is checked before the work it limits (rows 1-4).
+
+def _rewrite_archive(path: Path, edit_pickle=lambda data: data, big_record: tuple[int, int] | None = None) -> None:
+    """Rewrite the checkpoint at ``path``: ``edit_pickle`` changes data.pkl's bytes; ``big_record``
+    (size, new size) replaces the tensor record of that size with that many zero bytes, deflated
+    (a few hundred KB on disk, however large it inflates)."""
+    with zipfile.ZipFile(path) as src:
+        entries = [(info.filename, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", compresslevel=1) as out:
+        for name, data in entries:
+            if name.endswith("data.pkl"):
+                data = edit_pickle(data)
+            if big_record and len(data) == big_record[0] and "/data/" in name:
+                info = zipfile.ZipInfo(name)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with out.open(info, "w", force_zip64=True) as f:
+                    for _ in range(big_record[1] >> 24):
+                        f.write(bytes(1 << 24))
+            else:
+                out.writestr(name, data)
+
+
+_MARK = 123457  # elements of a stand-in tensor: a number found nowhere else in the pickle
+
+
+def _declare(elements: int):
+    """A data.pkl edit: the stand-in tensor (and its storage) now declares ``elements`` floats."""
+    return lambda data: data.replace(b"J" + struct.pack("<i", _MARK), b"J" + struct.pack("<i", elements))
+
+
+def _with_hidden_tensor(path: Path, place, declared: int, stored: int) -> None:
+    """fsrcnn_x3 with a tensor put in by ``place(state, tensor)`` that declares ``declared`` bytes
+    and whose record inflates to ``stored`` bytes."""
+    state = _shipped("fsrcnn_x3")
+    place(state, torch.zeros(_MARK))
+    save_checkpoint(path, state)
+    _rewrite_archive(path, _declare(declared // 4), big_record=(4 * _MARK, stored))
+
+
+def test_a_million_layers_are_refused_by_arithmetic_before_any_module_is_made(tmp_path, monkeypatch):
+    # Row 1: fsrcnn_x3 with m = 10**6 built a million layer objects on the meta device (> 120 s,
+    # 1.6 GB) before the parameter count was checked.
+    made = []
+
+    def counting_init(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        assert len(made) < 500, "a module was built for each of the checkpoint's layers"
+        real_init(self, *args, **kwargs)
+
+    real_init = torch.nn.Module.__init__
+    for m, message in ((10**6, r"give FSRCNN 1,320,007,529 parameters, over the limit of 50,000,000"),
+                       (10**4, r"give FSRCNN 10,004 layers, over the limit of 256 \(MAX_LAYERS")):
+        state = _shipped("fsrcnn_x3")
+        state["model_kwargs"].update(m=m, s=1, d=1, mapping_kernel=1) if m == 10**4 else state["model_kwargs"].update(m=m)
+        save_checkpoint(tmp_path / "deep.pth", state)
+        made.clear()
+        monkeypatch.setattr(torch.nn.Module, "__init__", counting_init)
+        with pytest.raises(UserError, match=message):
+            load_checkpoint(tmp_path / "deep.pth")
+        monkeypatch.undo()
+
+
+def test_a_network_size_is_worked_out_exactly_as_the_modules_would_have_it():
+    from sr.checkpoint import network_size
+
+    cases = [(spec.cls, dict(spec.kwargs, channels=c, **({"scale": s} if spec.layout == "lr-hr" else {})))
+             for spec in MODELS.values() for c in (1, 3) for s in (2, 3, 4, 8)]
+    cases += [(Discriminator, dict(patch_size=p, features=f, batch_norm=b)) for p in (33, 96, 200) for f in (8, 64) for b in (True, False)]
+    for cls, kwargs in cases:
+        try:
+            with torch.device("meta"):
+                net = cls(**kwargs)
+        except ValueError:  # SRResNet x3
+            continue
+        assert network_size(cls, kwargs)[2] == sum(p.numel() for p in net.parameters()), (cls.__name__, kwargs)
+
+
+def test_a_deflated_gigabyte_under_an_unknown_key_is_refused_before_it_is_inflated(tmp_path):
+    # Row 2: a 1 MB file whose zip holds a deflated 1 GB tensor under an extra top-level key was
+    # accepted (torch.load inflated it first). 64 MB here keeps the test quick; the check reads
+    # the zip's listing and the pickle, never the record, so the size does not matter to it.
+    path = tmp_path / "hidden.pth"
+    _with_hidden_tensor(path, lambda state, t: state.update(payload=t), declared=64 << 20, stored=64 << 20)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(UserError, match=r"unknown top-level key\(s\) 'payload'"):
+        load_checkpoint(path)
+
+
+def test_tensors_beyond_what_the_declared_network_needs_are_refused_before_they_are_read(tmp_path):
+    inside_optimizer = lambda state, t: state.update(optimizer={"state": {0: {"exp_avg": t}}, "param_groups": []})
+    path = tmp_path / "hidden.pth"
+    _with_hidden_tensor(path, inside_optimizer, declared=64 << 20, stored=64 << 20)
+    with pytest.raises(UserError, match=r"checkpoint tensors take 67,160,100 bytes, over the 1,355,992 that its networks' 12,809 parameters allow"):
+        load_checkpoint(path)
+    # A record that inflates to more than its tensor declares.
+    _with_hidden_tensor(path, inside_optimizer, declared=4 * _MARK, stored=64 << 20)
+    with pytest.raises(UserError, match=r"tensor record of 67,108,864 bytes uncompressed, larger than any tensor it declares"):
+        load_checkpoint(path)
+
+
+def test_records_torch_save_does_not_write_and_an_oversized_pickle_are_refused(tmp_path):
+    path = tmp_path / "extra.pth"
+    save_checkpoint(path, _shipped("fsrcnn_x3"))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("archive/notes.txt", "hello")
+    with pytest.raises(UserError, match=r"holds 'archive/notes.txt', which torch.save does not write"):
+        load_checkpoint(path)
+    save_checkpoint(path, _shipped("fsrcnn_x3"))
+    _rewrite_archive(path, lambda data: data + bytes(8 << 20))  # zeros after the STOP opcode
+    with pytest.raises(UserError, match=r"data.pkl is 8,390,\d+ bytes uncompressed, over the limit of 4,194,304"):
+        load_checkpoint(path)
+
+
+def test_a_field_nested_100000_deep_is_refused_in_one_line(tmp_path):
+    # Row 3: the epoch nested 100,000 lists deep ended in a RecursionError traceback (the repr
+    # of the error message). Pickled by hand: EMPTY_LIST x N, then APPEND x (N - 1).
+    path = tmp_path / "deep.pth"
+    save_checkpoint(path, dict(_shipped("fsrcnn_x3"), epoch="NESTMARK"))
+    n = 100_000
+    _rewrite_archive(path, lambda data: data.replace(b"X\x08\x00\x00\x00NESTMARK", b"]" * n + b"a" * (n - 1)))
+    with pytest.raises(UserError, match=r"checkpoint nests containers over 16 deep \(MAX_NESTING") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_finite_but_huge_weights_are_refused(tmp_path):
+    # Row 4: weights of 3e38 (finite) made a garbage image, exit 0.
+    state = _shipped("fsrcnn_x3")
+    state["model"]["deconv.weight"] = torch.full_like(state["model"]["deconv.weight"], 3e38)
+    save_checkpoint(tmp_path / "huge.pth", state)
+    with pytest.raises(UserError, match=r"tensor 'deconv.weight' holds a weight of magnitude 3e\+38, over the limit of 1000 \(MAX_WEIGHT"):
+        load_checkpoint(tmp_path / "huge.pth")

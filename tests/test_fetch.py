@@ -240,3 +240,54 @@ def test_an_unknown_conversion_is_refused(tmp_path):
 def test_a_missing_set_names_the_fetch_command(tmp_path):
     with pytest.raises(UserError, match=f"dataset 'Set5' not found: .*get it with: python -m sr.fetch Set5 --data-root {tmp_path}$"):
         resolve_images("Set5", tmp_path)
+
+
+# --- issue 21: writes stay inside the data root; redirects to http(s) only; reads stop at the cap
+
+
+@pytest.mark.parametrize("column, value", [("file", "../../x.png"), ("file", "/tmp/x.png"), ("dataset", "../../set"),
+                                           ("file", "sub/x.png"), ("dataset", ".."), ("file", "..\\x.png")])
+def test_a_manifest_name_that_leaves_its_folder_is_refused(site, column, value):
+    # Row 8: file=../../x.png, an absolute file or dataset=../../set made sr.fetch write outside the data root.
+    server, manifest, root, _ = site
+    rows = list(csv.DictReader(open(manifest, newline=""), delimiter="\t"))
+    rows[0][column] = value
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(UserError, match=rf"sources.tsv:2: {column} .* is not a plain file name"):
+        run(site)
+    assert not root.exists() or not any(root.rglob("*"))
+    assert not any(p.name == "x.png" for p in manifest.parent.parent.rglob("x.png"))
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(302)
+        self.send_header("Location", "ftp://127.0.0.1:9/x.bmp" if self.path == "/ftp" else "/ok")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_redirect_is_followed_to_http_only():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        with pytest.raises(fetch.Refused, match=r"redirect to ftp://127.0.0.1:9/x.bmp refused \(http and https only\)"):
+            fetch.download(f"http://127.0.0.1:{httpd.server_address[1]}/ftp", 100, retries=0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_body_larger_than_declared_stops_at_the_cap(site):
+    # A wrong file cannot fill the disk: at most the declared size plus one byte is read.
+    server, _, _, _ = site
+    (site[1].parent / "served" / "owner" / "repo" / "0123abcd" / "data" / "huge.bin").write_bytes(bytes(8 << 20))
+    url = f"{server.url}/owner/repo/0123abcd/data/huge.bin"
+    body, size, _ = fetch.download(url, 1000, retries=0)
+    with body:
+        assert size == 1001 and len(body.read()) == 1001

@@ -42,3 +42,15 @@ def test_an_ignored_sigint_stays_ignored_after_a_block():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_a_held_stop_survives_an_exception_in_the_block(stop, sigterm_as_ctrl_c):
+    # Issue 21, row 11: a Ctrl-C held back inside a block that then raised was dropped; the
+    # run went on as if nobody had asked it to stop.
+    with pytest.raises(KeyboardInterrupt) as info:
+        with deferred_interrupt():
+            os.kill(os.getpid(), stop)
+            raise OSError("disk full")
+    assert isinstance(info.value.__context__, OSError)  # what went wrong in the block is kept
+    assert signal.getsignal(stop) is signal.default_int_handler

@@ -56,3 +56,11 @@ def test_default_weights_follow_the_quality(tmp_path, quality, expected):
 def test_default_weights_of_a_png_is_the_clean_model(tmp_path):
     _noise().save(tmp_path / "x.png")
     assert default_weights(tmp_path / "x.png")[0] == DEFAULT_WEIGHTS
+
+
+@pytest.mark.parametrize("quality, expected", [(90, PHOTO_WEIGHTS), (91, DEFAULT_WEIGHTS)])
+def test_the_photo_threshold_is_the_quality_the_validation_table_chose(tmp_path, quality, expected):
+    # Stated, not read back from PHOTO_MAX_QUALITY: the validation table chose 90 (JPEGs saved at
+    # 90 or lower get the photo model); a change of the constant must change this test too.
+    _noise().save(tmp_path / "x.jpg", quality=quality)
+    assert default_weights(tmp_path / "x.jpg")[0] == expected

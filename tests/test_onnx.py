@@ -182,3 +182,28 @@ def test_eval_scores_an_onnx_file_and_refuses_amp_for_it(exported, image_folders
     assert onnx["model_mean"]["psnr"] == pytest.approx(torch_["model_mean"]["psnr"], abs=1e-3)
     with pytest.raises(UserError, match="ONNX model runs in fp32"):
         eval_script.main(eval_script.parse_args(["--weights", str(onnx_path), "--amp", *argv]))
+
+
+def test_onnx_metadata_passes_the_same_field_checks_as_a_checkpoint(tmp_path):
+    # Issue 21, row 5: scale=0 ended in a ZeroDivisionError traceback, layout=upsampled on an
+    # LR model in a broadcast traceback, and color=purple was accepted.
+    import onnx
+
+    good = tmp_path / "good.onnx"
+    export_onnx(ROOT / "weights" / "fsrcnn_x3.pth", good)
+    cases = {
+        "scale": ("0", r"ONNX metadata field 'scale' is 0; it must be an integer >= 2"),
+        "layout": ("upsampled", r"ONNX metadata field 'layout' is 'upsampled', but fsrcnn-paper is an 'lr-hr' model"),
+        "color": ("purple", r"ONNX metadata field 'color' is 'purple'; it must be one of 'y', 'rgb'"),
+        "model_kwargs": ('{"channels": 1, "d": 56, "m": 1000000, "s": 12, "scale": 3}', r"give FSRCNN 1,320,007,529 parameters, over the limit"),
+        "receptive_radius": ("-4", r"'receptive_radius' is -4; it must be from 0 to 1024"),
+    }
+    for key, (value, message) in cases.items():
+        proto = onnx.load(good)
+        for prop in proto.metadata_props:
+            if prop.key == key:
+                prop.value = value
+        onnx.save(proto, tmp_path / "bad.onnx")
+        with pytest.raises(UserError, match=message) as info:
+            OnnxModel(tmp_path / "bad.onnx")
+        assert "\n" not in str(info.value), key

@@ -67,3 +67,12 @@ def test_cuda_follows_the_device_bf16_support(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     p = choose_precision(cuda, amp=None)
     assert (p.name, p.channels_last) == ("fp32", False)
+
+
+def test_bf16_capabilities_without_onednn_support_stay_fp32(monkeypatch):
+    # The other half of the check: the CPU reports AMX / AVX512-BF16, but this oneDNN build will
+    # not run bf16 kernels on it (an old library, or one built without them): fp32.
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True, "avx512_bf16": True, "avx2": True})
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not native_bf16(CPU)
+    assert choose_precision(CPU, amp=None).name == "fp32"

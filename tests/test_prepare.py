@@ -5,6 +5,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from PIL import Image
 
 import prepare_h5
 from sr.data.h5 import PatchDataset, held_out
@@ -154,10 +155,10 @@ def test_a_scale_that_is_not_an_integer_of_at_least_two_exits_with_one_line(scal
 
 def test_several_image_sets_make_one_training_file(tmp_path, image_folders):
     train = tmp_path / "both.h5"
-    validation = tmp_path / "validation"  # disjoint from the training images, as a validation set must be
-    validation.mkdir()
+    validation = tmp_path / "validation"  # disjoint from the training images, as a validation set must be:
+    validation.mkdir()                    # other pictures, not byte copies of the eval images trained on here
     for path in list_images(image_folders["eval"]):
-        (validation / path.name).write_bytes(path.read_bytes())
+        Image.fromarray(load_rgb(path)[::-1].copy()).save(validation / path.name)
     argv = ["--scale", "3", "--stride", "9", "--images", str(image_folders["train"]), str(image_folders["eval"]),
             "--eval-images", str(validation), "--output", str(train), "--eval-output", str(tmp_path / "e.h5")]
     prepare_h5.main(prepare_h5.parse_args(argv))
@@ -199,4 +200,41 @@ def test_a_test_set_or_an_overlapping_set_never_validates(tmp_path, image_folder
         prepare_h5.main(prepare_h5.parse_args([*argv, "--eval-images", str(test_set)]))
     with pytest.raises(UserError, match="shares 7 image"):
         prepare_h5.main(prepare_h5.parse_args([*argv, "--eval-images", str(image_folders["train"])]))
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_hold_out_and_test_sets_go_by_content_not_by_path(tmp_path, image_folders):
+    # Issue 21, row 10: `--images T91 /path/to/a/symlink/of/T91` let the held-out validation
+    # images back into training under the second path; a test set given as training images,
+    # or a renamed copy of one as --eval-images, was not refused.
+    root = image_folders["train"].parent
+    link = tmp_path / "link"
+    link.symlink_to(image_folders["train"], target_is_directory=True)
+    train, val = tmp_path / "train.h5", tmp_path / "val.h5"
+    argv = ["--scale", "3", "--data-root", str(root), "--stride", "9", "--output", str(train), "--eval-output", str(val)]
+    prepare_h5.main(prepare_h5.parse_args([*argv, "--images", "train", str(link)]))
+    with h5py.File(train) as f, h5py.File(val) as g:
+        assert f.attrs["images"] == 7 - 2 - 1  # as from the folder alone: no image twice, no held-out one back
+        held = set(g["images"])
+    name, files, _, val_files = prepare_h5.choose_images(prepare_h5.parse_args([*argv, "--images", "train", str(link)]), root)
+    assert len(files) == 5 and not {f.stem for f in files} & held and len(val_files) == 2
+
+    # A data root with a test set: its images, under any name or folder, are never training or validation data.
+    data = tmp_path / "data"
+    (data / "Set5").mkdir(parents=True)
+    test_image = sorted(list_images(image_folders["eval"]))[0]
+    (data / "Set5" / "baby.png").write_bytes(test_image.read_bytes())
+    (data / "mine").mkdir()
+    for path in list_images(image_folders["train"]):
+        (data / "mine" / path.name).write_bytes(path.read_bytes())
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    (renamed / "holiday.png").write_bytes(test_image.read_bytes())
+    argv = ["--scale", "3", "--data-root", str(data), "--stride", "9", "--output", str(tmp_path / "t.h5"), "--eval-output", str(tmp_path / "v.h5")]
+    with pytest.raises(UserError, match=r"--images Set5: Set5 is a test set; it is never trained on"):
+        prepare_h5.main(prepare_h5.parse_args([*argv, "--images", "mine", "Set5"]))
+    with pytest.raises(UserError, match=r"--images: .*holiday.png is Set5/baby.png of a test set \(same content\)"):
+        prepare_h5.main(prepare_h5.parse_args([*argv, "--images", "mine", str(renamed)]))
+    with pytest.raises(UserError, match=r"--eval-images .*holiday.png is Set5/baby.png of a test set \(same content\)"):
+        prepare_h5.main(prepare_h5.parse_args([*argv, "--images", "mine", "--eval-images", str(renamed)]))
     assert not (tmp_path / "t.h5").exists()

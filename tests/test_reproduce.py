@@ -89,3 +89,24 @@ def test_a_run_started_from_shipped_weights_replays_from_the_run_that_made_them(
                     start = PurePosixPath(words[words.index(flag) + 1])
                     assert str(start.parent) in earlier, (path.name, flag, start)
             earlier.append(run["run"])
+
+
+@pytest.mark.parametrize("field, command", [
+    ("prepare", 'python -c "open(\'pwned\', \'w\').write(\'x\')"'),
+    ("prepare", "python other.py --scale 3"),
+    ("command", "bash -c 'touch pwned'"),
+    ("export", "python -m http.server"),
+    ("prepare", "python -X importtime prepare_h5.py"),
+])
+def test_a_recipe_runs_only_the_projects_own_entry_points(tmp_path, field, command):
+    # Issue 21, row 9: a recipe whose prepare step was `python -c "..."` was run.
+    recipe = {"name": "toy", "export": "python -m experiments.export_weights runs/a --name toy",
+              "runs": [{"prepare": "python prepare_h5.py --scale 3 --layout lr-hr", "command": "python train_srcnn.py --arch srcnn",
+                        "run": "runs/a"}]}
+    (recipe if field == "export" else recipe["runs"][0])[field] = command
+    (tmp_path / "toy.json").write_text(json.dumps(recipe))
+    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", str(tmp_path / "toy.json"), "--out-dir",
+                             str(tmp_path / "replay")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "not one of the project's entry points" in result.stderr
+    assert not (tmp_path / "replay").exists()  # refused before anything ran

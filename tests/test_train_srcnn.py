@@ -407,3 +407,28 @@ def test_runs_killed_at_random_moments_end_as_one_uninterrupted_run(tmp_path, h5
     for key, value in a["model"].items():
         assert torch.equal(b["model"][key], value), key
     assert [r["loss"] for r in _metrics(out)] == [r["loss"] for r in _metrics(tmp_path / "straight")]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["kill-group", "ctrl-c-group"])
+def test_a_stop_sent_to_the_whole_process_group_saves_with_dataloader_workers(tmp_path, augmented_x3, stop):
+    # Issue 21, row 6: `kill -TERM -- -PGID` (or Ctrl-C in a terminal, which signals the whole
+    # foreground group) reached the DataLoader workers too; they died first, and the run ended
+    # in "RuntimeError: DataLoader worker ... killed by signal", exit 1, with no last.pth.
+    train, evaluation = augmented_x3
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train_srcnn.py", "--train", str(train), "--eval", str(evaluation), "--out", str(out),
+           "--arch", "fsrcnn", "--device", "cpu", "--batch-size", "4", "--epochs", "3", "--workers", "2", "--load", "lazy"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        proc.stdout.readline()  # the start line: the model, the data and the loader are set up
+        time.sleep(3)  # the workers are up and batches flow
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        os.killpg(proc.pid, stop)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "killed by signal" not in err
+    assert err.strip().splitlines()[-1].split("\r")[-1].startswith("train_srcnn.py: interrupted at epoch")
+    assert load_checkpoint(out / "last.pth")["epoch"] < 3

@@ -8,6 +8,7 @@ on the device and each batch is indexed there, in the same order.
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sr import distributed
 from sr.data.field import field_degrade
 from sr.data.h5 import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
 from sr.errors import UserError
+from sr.interrupts import STOP_SIGNALS
 from sr.data.degradation import model_input
 from sr.data.degraded_patches import DegradedPatches
 from sr.protocol import degrade
@@ -103,13 +105,21 @@ class EpochBatches(Sampler):
         return len(self.batches) - self.skip
 
 
+def _leave_stops_to_the_main_process(worker_id: int) -> None:
+    """A worker's worker_init_fn: ignore Ctrl-C and SIGTERM. Both reach the whole process
+    group; a worker they killed would end the main process with "DataLoader worker killed by
+    signal" before it could save last.pth. The main process saves, then ends its workers."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class LoaderBatches:
     """Batches through a DataLoader (worker processes when the file is read lazily)."""
 
     def __init__(self, dataset: PatchDataset, order: EpochBatches, workers: int, pin_memory: bool):
         self.order = order
         self.loader = DataLoader(dataset, sampler=order, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                                 persistent_workers=workers > 0)
+                                 persistent_workers=workers > 0, worker_init_fn=_leave_stops_to_the_main_process)
         self.per_epoch = order.per_epoch
 
     def __iter__(self) -> Iterator[Batch]:
