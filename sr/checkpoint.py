@@ -77,7 +77,7 @@ STORAGE_SLACK_BYTES = 1 << 20
 MAX_WEIGHT = 1000.0
 WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Everything a checkpoint of this project may hold at its top level (sr.training writes the
-# run's fields, sr.training.content the EMA's, train_srgan.py the discriminator's).
+# run's fields, sr.training.optim the EMA's, train_srgan.py the discriminator's).
 KNOWN_KEYS = frozenset({
     "format", "arch", "model_kwargs", "scale", "color", "layout", "model", "name",
     "optimizer", "scheduler", "scaler", "epoch", "step", "partial", "best_psnr", "args", "scores",
