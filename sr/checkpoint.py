@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from sr.atomic import atomic_path
-from sr.errors import UserError
+from sr.errors import UserError, first_line
 from sr.interrupts import deferred_interrupt
 from sr.models import COLORS, LAYOUTS, MODELS, Discriminator, model_kwargs, rebuild
 from sr.models.fsrcnn import FSRCNN
@@ -138,8 +138,7 @@ def _torch_load(path: Path, device: str) -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {first_line[:120]})") from None
+        raise UserError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {first_line(exc, 120)})") from None
 
 
 def _inspect_archive(path: Path) -> list[int]:
@@ -152,7 +151,7 @@ def _inspect_archive(path: Path) -> list[int]:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()[: MAX_ENTRIES + 1]
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {_first_line(exc)[:120]})") from None
+        raise UserError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {first_line(exc, 120)})") from None
     if len(entries) > MAX_ENTRIES:
         refuse(f"its archive has over {MAX_ENTRIES:,} entries (MAX_ENTRIES in sr/checkpoint.py)")
     if not entries:
@@ -239,11 +238,6 @@ def _show(value: Any, limit: int = 60) -> str:
     except (ValueError, RecursionError):  # an int over 4300 digits; nesting is bounded before anything is shown
         return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def _kind(value: Any) -> str:
@@ -346,7 +340,7 @@ def _build_on_meta(cls: type[nn.Module], kwargs: dict[str, Any], field: str, bad
         with torch.device("meta"):
             net = cls(**kwargs)
     except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
-        bad(field, f"{_show(kwargs, 200)} do not build {cls.__name__} ({_first_line(exc)})")
+        bad(field, f"{_show(kwargs, 200)} do not build {cls.__name__} ({first_line(exc)})")
     return net
 
 
@@ -415,7 +409,7 @@ def _check_network(fields: dict[str, Any], bad: Refuse) -> tuple[str, dict[str, 
         with torch.device("meta"):
             spec.cls(**table_kwargs)
     except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
-        bad("scale", f"is {_show(scale)}, which {arch} cannot do ({_first_line(exc)})")
+        bad("scale", f"is {_show(scale)}, which {arch} cannot do ({first_line(exc)})")
 
     kwargs = fields["model_kwargs"]
     _check_kwargs(kwargs, spec.cls, list(table_kwargs), "model_kwargs", bad)
@@ -510,5 +504,5 @@ def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint"
         model = rebuild(state["arch"], state["model_kwargs"])
         model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: weights do not fit {state['arch']} {state['model_kwargs']} ({str(exc).splitlines()[0][:160]})") from None
+        raise UserError(f"{path}: weights do not fit {state['arch']} {state['model_kwargs']} ({first_line(exc)})") from None
     return model.eval()

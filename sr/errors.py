@@ -8,3 +8,10 @@ class UserError(Exception):
 
 class Interrupted(Exception):
     """Ctrl-C during training, after the checkpoint was saved; the message says how to go on."""
+
+
+def first_line(exc: object, limit: int = 160) -> str:
+    """An exception (or any message) as the one line a UserError quotes: its first line, cut at
+    ``limit`` characters; the exception's type when it has no message."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

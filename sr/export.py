@@ -21,7 +21,7 @@ import torch
 from sr.atomic import atomic_path
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.cli import ArgumentParser, positive_int, run
-from sr.errors import UserError
+from sr.errors import UserError, first_line
 from sr.weights import resolve_weights
 from sr.models import COLORS
 from sr.onnx_runtime import FORMAT, INPUT, OUTPUT, require
@@ -68,7 +68,7 @@ def export_onnx(checkpoint_path: str | Path, output_path: str | Path, opset: int
                               OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}},
             )  # fmt: skip
     except (ValueError, RuntimeError) as exc:  # e.g. an opset the exporter does not know
-        raise UserError(f"cannot export {checkpoint_path} at opset {opset}: {str(exc).strip().splitlines()[0][:160]}") from None
+        raise UserError(f"cannot export {checkpoint_path} at opset {opset}: {first_line(exc)}") from None
     proto = onnx.load_from_string(buffer.getvalue())
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)

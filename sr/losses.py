@@ -12,7 +12,7 @@ import torch.hub
 import torch.nn.functional as F
 from torch import nn
 
-from sr.errors import UserError
+from sr.errors import UserError, first_line
 
 
 class CharbonnierLoss(nn.Module):
@@ -67,7 +67,7 @@ def _read_vgg19(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a state_dict
-        raise UserError(f"{path}: not torchvision VGG19 weights ({_first_line(exc)})") from None
+        raise UserError(f"{path}: not torchvision VGG19 weights ({first_line(exc, 120)})") from None
 
 
 def _download_vgg19(cached: Path, url: str) -> object:
@@ -78,13 +78,8 @@ def _download_vgg19(cached: Path, url: str) -> object:
         return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, weights_only=True)
     except (OSError, HTTPException) as exc:  # URLError, HTTPError, timeouts, a read-only cache are OSErrors
         reason = exc.reason if isinstance(exc, URLError) else exc
-        raise UserError(f"VGG19 weights not found and could not be downloaded ({_first_line(reason)}): "
+        raise UserError(f"VGG19 weights not found and could not be downloaded ({first_line(reason, 120)}): "
                         f"place {cached.name} (from {url}) in {cached.parent}, or pass --vgg-weights FILE") from None
-
-
-def _first_line(exc: object) -> str:
-    lines = str(exc).splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:120]
 
 
 def _check_vgg19(state: object, features: nn.Sequential, source: Path) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from sr.checkpoint import check_network_fields
-from sr.errors import UserError
+from sr.errors import UserError, first_line
 
 FORMAT = "sr-onnx-v1"
 INPUT, OUTPUT = "input", "output"
@@ -41,15 +41,9 @@ def require(module: str) -> ModuleType:
         raise UserError(f'{module} is not installed; ONNX export and inference need the extra: pip install -e ".[onnx]"') from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
-
-
 def _ort_message(exc: Exception) -> str:
     # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from x failed:Protobuf parsing failed." -> the last part
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.rsplit(" : ", 1)[-1][:160]
+    return first_line(exc).rsplit(" : ", 1)[-1]
 
 
 class OnnxModel(nn.Module):
@@ -90,7 +84,7 @@ class OnnxModel(nn.Module):
             self.scale, self.receptive_radius = int(meta["scale"]), int(meta["receptive_radius"])
             self.whole_image_norm = bool(json.loads(meta["whole_image_norm"]))
         except (ValueError, RecursionError) as exc:  # json.loads of "[[[[..." 100,000 deep recurses
-            raise UserError(f"{self.path}: unreadable ONNX metadata ({_first_line(exc)})") from None
+            raise UserError(f"{self.path}: unreadable ONNX metadata ({first_line(exc)})") from None
         # The same checks as a .pth's fields: the export must describe a network of the model table.
         check_network_fields(dict(arch=self.arch, model_kwargs=self.model_kwargs, scale=self.scale, color=self.color,
                                   layout=self.layout), f"{self.path}: ONNX metadata")
