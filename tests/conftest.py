@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 from pathlib import Path
@@ -72,3 +73,9 @@ def make_h5(tmp_dir: Path, folders: dict[str, Path], scale: int, *extra: str) ->
 def h5_x3(tmp_path_factory, image_folders) -> tuple[Path, Path]:
     """Upsampled-layout Y patches at x3 (stride 9: a few hundred patches)."""
     return make_h5(tmp_path_factory.mktemp("h5"), image_folders, 3, "--stride", "9")
+
+
+def read_metrics(run: Path) -> list[dict[str, str]]:
+    """A run folder's metrics.csv, one dict per epoch."""
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))

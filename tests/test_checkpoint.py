@@ -15,6 +15,7 @@ from PIL import Image
 from sr.checkpoint import MAX_DISCRIMINATOR_PARAMETERS, MAX_PARAMETERS, bare_module, load_checkpoint, save_checkpoint, validate_checkpoint
 from sr.errors import UserError
 from sr.models import MODELS, Discriminator, create_model
+from tests.conftest import ROOT
 
 
 def _state():
@@ -85,7 +86,6 @@ def test_a_checkpoint_gets_the_usual_file_mode(tmp_path):
 # checkpoint, changes one thing, is saved the normal way, and must be refused in one line
 # naming the field, before any network is built.
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _shipped(name: str) -> dict:

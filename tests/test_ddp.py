@@ -1,6 +1,5 @@
 """DistributedDataParallel on 2 CPU processes (gloo), started by torchrun as a user would."""
 
-import csv
 import os
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import torch
 
 import train_srcnn
 from sr.checkpoint import load_checkpoint
-from tests.conftest import ROOT, make_h5
+from tests.conftest import ROOT, make_h5, read_metrics
 
 
 def _torchrun(script, dump, argv):
@@ -23,11 +22,6 @@ def _torchrun(script, dump, argv):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     return result, rank0
-
-
-def _metrics(out):
-    with open(out / "metrics.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def _one_checkpoint_of_the_bare_module(out):
@@ -49,7 +43,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, h5_x3
     for key in single:
         assert torch.allclose(single[key], rank0[f"g.{key}"], atol=1e-5), key
     # The logged loss is the whole batch's, averaged over the processes, not rank 0's half.
-    for ddp, one in zip(_metrics(tmp_path / "ddp"), _metrics(tmp_path / "single")):
+    for ddp, one in zip(read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "single")):
         assert float(ddp["loss"]) == pytest.approx(float(one["loss"]), rel=1e-4)
 
 

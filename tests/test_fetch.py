@@ -19,8 +19,8 @@ from PIL import Image
 from sr import fetch
 from sr.data.sets import resolve_images
 from sr.errors import Interrupted, UserError
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BMP, JPEG, COPY = (next(k for k, v in fetch.CONVERSIONS.items() if v == fmt) for fmt in ("BMP", "JPEG", None))
 
 

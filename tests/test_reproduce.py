@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from experiments import reproduce
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 RETRAINED = ("fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4", "srcnn_x2", "srcnn_x3", "srcnn_x4")
 
 

@@ -1,4 +1,3 @@
-import csv
 import json
 import os
 import random
@@ -22,7 +21,7 @@ from sr.errors import Interrupted, UserError
 from sr.models import create_model
 from sr.precision import choose_precision
 from sr.training.loader import DeviceBatches, LoaderBatches, make_batches
-from tests.conftest import ROOT, make_h5
+from tests.conftest import ROOT, make_h5, read_metrics
 
 
 def _train(h5, out, *extra):
@@ -32,15 +31,10 @@ def _train(h5, out, *extra):
     return train_srcnn.main(train_srcnn.parse_args(argv))
 
 
-def _metrics(out):
-    with open(out / "metrics.csv") as f:
-        return list(csv.DictReader(f))
-
-
 def test_prepare_train_eval_end_to_end(tmp_path, h5_x3, image_folders, capsys):
     result = _train(h5_x3, tmp_path / "run", "--arch", "fsrcnn", "--loss", "l1", "--lr", "3e-3")
     printed = capsys.readouterr()
-    rows = _metrics(tmp_path / "run")
+    rows = read_metrics(tmp_path / "run")
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert set(rows[0]) == {"epoch", "loss", "psnr", "ssim", "lr", "seconds", "samples_per_s"}
     assert float(rows[1]["lr"]) == 0.0  # cosine annealing reaches zero at the end of the run
@@ -85,8 +79,8 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
     assert steps == [s["step"].item() for s in straight["optimizer"]["state"].values()]
     for key, value in straight["model"].items():
         assert torch.allclose(resumed["model"][key], value, atol=1e-6), key
-    assert [r["epoch"] for r in _metrics(tmp_path / "split")] == ["1", "2"]
-    assert [r["loss"] for r in _metrics(tmp_path / "split")] == [r["loss"] for r in _metrics(tmp_path / "straight")]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "split")] == ["1", "2"]
+    assert [r["loss"] for r in read_metrics(tmp_path / "split")] == [r["loss"] for r in read_metrics(tmp_path / "straight")]
 
 
 def test_ema_is_what_is_scored_and_saved_and_resumes_with_the_trained_weights(tmp_path, h5_x3, monkeypatch):
@@ -99,7 +93,7 @@ def test_ema_is_what_is_scored_and_saved_and_resumes_with_the_trained_weights(tm
     assert any(not torch.equal(straight["model"][k], v) for k, v in straight["trained_model"].items())
     net, _ = create_model("fsrcnn", 3)
     net.load_state_dict(straight["model"])
-    rows = _metrics(tmp_path / "straight")
+    rows = read_metrics(tmp_path / "straight")
     best = load_checkpoint(tmp_path / "straight" / "best.pth")
     assert best["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in rows), abs=1e-4)
     # The last layer (the deconvolution) annealed from a tenth of the others' rate.
@@ -196,9 +190,9 @@ def test_ctrl_c_while_an_epoch_is_saved_keeps_that_epoch_whole(tmp_path, h5_x3, 
     saved = load_checkpoint(tmp_path / "run" / "last.pth")
     assert (saved["epoch"], saved["step"]) == (1, 0)
     assert load_checkpoint(tmp_path / "run" / "best.pth")["epoch"] == 1
-    assert [r["epoch"] for r in _metrics(tmp_path / "run")] == ["1"]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run")] == ["1"]
     train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "run" / "last.pth"), "--device", "cpu"]))
-    assert [r["epoch"] for r in _metrics(tmp_path / "run")] == ["1", "2", "3"]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run")] == ["1", "2", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +222,8 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3, stop):
     assert state["epoch"] < EPOCHS  # interrupted inside an epoch, or during the eval that ends one
     result = train_srcnn.main(train_srcnn.parse_args(["--resume", str(out / "last.pth"), "--device", "cpu"]))
     assert load_checkpoint(out / "last.pth")["epoch"] == EPOCHS
-    assert [r["epoch"] for r in _metrics(out)] == [str(e) for e in range(1, EPOCHS + 1)]
-    assert result["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in _metrics(out)), abs=1e-4)
+    assert [r["epoch"] for r in read_metrics(out)] == [str(e) for e in range(1, EPOCHS + 1)]
+    assert result["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in read_metrics(out)), abs=1e-4)
 
 
 def test_init_starts_another_scale_from_trained_weights(tmp_path, h5_x3, image_folders):
@@ -248,7 +242,7 @@ def test_init_starts_another_scale_from_trained_weights(tmp_path, h5_x3, image_f
 def test_lazy_loading_with_workers_trains_like_in_memory(tmp_path, h5_x3):
     _train(h5_x3, tmp_path / "memory", "--epochs", "1", "--no-amp")
     _train(h5_x3, tmp_path / "lazy", "--epochs", "1", "--no-amp", "--load", "lazy", "--workers", "2")
-    memory, lazy = _metrics(tmp_path / "memory")[0], _metrics(tmp_path / "lazy")[0]
+    memory, lazy = read_metrics(tmp_path / "memory")[0], read_metrics(tmp_path / "lazy")[0]
     # The same batches (only their order inside a batch differs): the same run up to rounding.
     assert float(lazy["loss"]) == pytest.approx(float(memory["loss"]), rel=1e-4)
     assert float(lazy["psnr"]) == pytest.approx(float(memory["psnr"]), abs=1e-3)
@@ -324,7 +318,7 @@ def test_a_checkpoint_written_before_the_restructuring_still_resumes_in_its_prec
     assert resumed["epoch"] == 2 and resumed["scheduler"]["last_epoch"] == 2 * batches
     assert (resumed["args"]["precision"], resumed["args"]["amp"]) == ("bf16", True)
     assert "precision" not in resumed  # stored once, in the settings
-    assert [r["epoch"] for r in _metrics(out)] == ["1", "2"] and result["best_psnr"] >= 20.0
+    assert [r["epoch"] for r in read_metrics(out)] == ["1", "2"] and result["best_psnr"] >= 20.0
 
 
 def test_args_json_records_the_resolved_precision_and_portable_paths(tmp_path_factory, tmp_path, h5_x3, monkeypatch):
@@ -406,7 +400,7 @@ def test_runs_killed_at_random_moments_end_as_one_uninterrupted_run(tmp_path, h5
     assert b["epoch"] == 4
     for key, value in a["model"].items():
         assert torch.equal(b["model"][key], value), key
-    assert [r["loss"] for r in _metrics(out)] == [r["loss"] for r in _metrics(tmp_path / "straight")]
+    assert [r["loss"] for r in read_metrics(out)] == [r["loss"] for r in read_metrics(tmp_path / "straight")]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["kill-group", "ctrl-c-group"])
