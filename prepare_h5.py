@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sr.cli import ArgumentParser, non_negative_int, positive_int, run, scale_type
+from sr.cli import ArgumentParser, add_data_root, add_scale, non_negative_int, positive_int, run
 from sr.data.h5 import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, PatchWriter, default_h5_path, default_patch, held_out
 from sr.data.sets import content_hash, data_root, resolve_images, test_set_hashes
 from sr.data.degradation import downscale, mod_crop, model_input, to_planes, to_uint8
@@ -49,7 +49,7 @@ def rescale_factor(text: str) -> float:
 
 def parse_args(argv: list[str] | None = None):
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scale", type=scale_type, required=True, help="upscaling factor, an integer >= 2")
+    add_scale(p, required=True)
     p.add_argument("--layout", choices=LAYOUTS, default="upsampled",
                    help="upsampled: LR enlarged back to HR size (SRCNN, FSRCNN); lr-hr: LR and HR patches (fsrcnn-paper, SRResNet)")
     p.add_argument("--color", choices=tuple(COLORS), default="y", help="y: the Y channel of YCbCr; rgb: three channels")
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None):
                         f"(default: {' '.join(map(str, PAPER_RESCALE))} with --augment, else 1)")
     p.add_argument("--output", type=Path, help="training file (default: data/h5/<images>_x<scale>_<layout>_<color>.h5)")
     p.add_argument("--eval-output", type=Path, help="validation file (default: data/h5/<images>-val_x<scale>_<layout>_<color>.h5)")
-    p.add_argument("--data-root", help="folder holding T91/, Set5/, ... (default: $SR_DATA, else ./data)")
+    add_data_root(p)
     p.add_argument("--max-images", type=non_negative_int, default=0, help="use only the first N training images (0: all)")
     return p.parse_args(argv)
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sr.cli import run
+from sr.cli import add_data_root, run
 from sr.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,7 +133,7 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--epochs-scale", type=float, default=1.0,
                    help="multiply every run's epochs by this, at least 1 (e.g. 0.01 for a check that the replay runs)")
     p.add_argument("--max-images", type=int, default=0, help="train on the first N images only (0: all, as recorded)")
-    p.add_argument("--data-root", help="folder holding T91/, Set5/, ... (default: $SR_DATA, else ./data)")
+    add_data_root(p)
     p.add_argument("--keep-precision", action="store_true", help="keep the recipe's --amp flags instead of this machine's default")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     return p.parse_args(argv)

@@ -50,6 +50,23 @@ positive_float = _bounded(float, lambda v: v > 0, "a positive number")
 percent = _bounded(int, lambda v: 1 <= v <= 100, "an integer in 1..100")  # JPEG and WebP qualities
 
 
+def add_scale(p: Any, **kwargs: Any) -> None:
+    """--scale, an integer >= 2; ``kwargs`` say whether it is required and what its default means."""
+    kwargs.setdefault("help", "upscaling factor, an integer >= 2")
+    p.add_argument("--scale", type=scale_type, **kwargs)
+
+
+def add_data_root(p: Any, what: str = "T91/, Set5/, ...") -> None:
+    """--data-root: where the image sets are (sr.data.sets.data_root reads it, then $SR_DATA, then ./data)."""
+    p.add_argument("--data-root", help=f"folder holding {what} (default: $SR_DATA, else ./data)")
+
+
+def add_device(p: Any, amp_help: str) -> None:
+    """--device and --amp, the same for training and eval.py; ``amp_help`` says what --amp's default is there."""
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help=amp_help)
+
+
 def run(main: Callable[[Any], Any], parse_args: Callable[[], Any]) -> int:
     """Call ``main(parse_args())`` and turn user-facing failures into one line on stderr.
 

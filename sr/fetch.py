@@ -34,7 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from sr.atomic import atomic_path
-from sr.cli import ArgumentParser, non_negative_int, run
+from sr.cli import ArgumentParser, add_data_root, non_negative_int, run
 from sr.data.sets import SOURCES, data_root
 from sr.errors import Interrupted, UserError
 
@@ -261,7 +261,7 @@ def fetch(root: Path, sets: Sequence[str] = (), *, base_url: str = DEFAULT_BASE_
 def parse_args(argv: Sequence[str] | None = None):
     p = ArgumentParser(prog="python -m sr.fetch", description="Download the benchmark image sets, checked by sha256.")
     p.add_argument("sets", nargs="*", metavar="SET", help=f"{', '.join(SOURCES)} (default: all)")
-    p.add_argument("--data-root", help="where the set folders go (default: $SR_DATA, else ./data)")
+    add_data_root(p, "the sets, where they are written")
     p.add_argument("--base-url", help=f"mirror of raw.githubusercontent.com (default: $SR_FETCH_BASE_URL, else {DEFAULT_BASE_URL})")
     p.add_argument("--retries", type=non_negative_int, default=3, help="tries again after a network error (default: 3)")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help=argparse.SUPPRESS)  # for tests

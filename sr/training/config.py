@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from sr import distributed
 from sr.checkpoint import load_checkpoint
-from sr.cli import non_negative_int, percent, positive_float, positive_int, scale_type
+from sr.cli import add_device, add_scale, non_negative_int, percent, positive_float, positive_int
 from sr.data.field import check_kind
 from sr.data.h5 import DEFAULT_SETS, default_h5_path
 from sr.errors import UserError
@@ -34,8 +34,7 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
     """The flags every training script has; ``arch``/``scale`` None: decided later (``unset`` says how)."""
     p.add_argument("--arch", choices=list(MODELS), default=arch, help=f"model (default {arch or unset})")
     p.add_argument("--loss", choices=list(CONTENT_LOSSES), default=loss, help=f"content loss (default {loss})")
-    p.add_argument("--scale", type=scale_type, default=scale,
-                   help=f"upscaling factor, an integer >= 2 (default {scale or unset})")
+    add_scale(p, default=scale, help=f"upscaling factor, an integer >= 2 (default {scale or unset})")
     p.add_argument("--color", choices=list(COLORS), help="y or rgb (default: the model's: y for the SRCNN family, rgb for SRResNet)")
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training patches (default {epochs})")
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
@@ -55,10 +54,8 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same model, any scale whose weights "
                    "have the same shapes, e.g. an x3 SRCNN or FSRCNN for x2); optimizer and schedule start fresh")
     p.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch order (default 0)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: where the device computes bf16 natively: a CUDA GPU with bf16, a CPU "
-                        "with AMX or AVX512-BF16; fp32 elsewhere, where emulated bf16 is slower). --amp / --no-amp force it")
+    add_device(p, "bf16 autocast (default: where the device computes bf16 natively: a CUDA GPU with bf16, a CPU "
+                  "with AMX or AVX512-BF16; fp32 elsewhere, where emulated bf16 is slower). --amp / --no-amp force it")
     p.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16", help="fp16 uses a GradScaler; CUDA only")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for the CPU, where oneDNN convolutions run faster in it, "
