@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from sr.cli import ArgumentParser, add_data_root, add_scale, non_negative_int, positive_int, run
 from sr.data.h5 import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, PatchWriter, default_h5_path, default_patch, held_out
-from sr.data.sets import content_hash, data_root, resolve_images, test_set_hashes
+from sr.data.sets import content_hash, data_root, portable, resolve_images, test_set_hashes
 from sr.data.degradation import downscale, mod_crop, model_input, to_planes, to_uint8
 from sr.imresize import imresize
 from sr.errors import UserError
@@ -93,24 +93,15 @@ def _source(files: list[Path], root: Path) -> str:
                      for f in folders)
 
 
-def _portable(path: Path | str, root: Path) -> str:
-    """A path as a recipe records it: relative to the data root or the working folder when under one."""
-    p = Path(path)
-    for base in (root, Path.cwd()):
-        if p.is_absolute() and p.resolve().is_relative_to(base.resolve()):
-            return str(p.resolve().relative_to(base.resolve()))
-    return str(p)
-
-
 def recorded_command(args, root: Path, output: Path, eval_output: Path) -> str:
     """This call with every setting spelled out, as the files record it: a recipe replays it.
 
     The data root is left out (it is the replaying machine's: $SR_DATA or --data-root).
     """
     words = ["python", "prepare_h5.py", "--scale", str(args.scale), "--layout", args.layout, "--color", args.color,
-             "--images", *(_portable(spec, root) for spec in args.images)]
+             "--images", *(portable(spec, root) for spec in args.images)]
     if args.eval_images:
-        words += ["--eval-images", _portable(args.eval_images, root)]
+        words += ["--eval-images", portable(args.eval_images, root)]
     elif args.val_images is not None:
         words += ["--val-images", str(args.val_images)]
     words += ["--patch-size", str(args.patch_size), "--stride", str(args.stride)]
@@ -119,7 +110,7 @@ def recorded_command(args, root: Path, output: Path, eval_output: Path) -> str:
     words += ["--rescale", *(f"{f:g}" for f in args.rescale)]
     if args.max_images:
         words += ["--max-images", str(args.max_images)]
-    words += ["--output", _portable(output, root), "--eval-output", _portable(eval_output, root)]
+    words += ["--output", portable(output, root), "--eval-output", portable(eval_output, root)]
     return shlex.join(words)
 
 

@@ -62,3 +62,17 @@ def test_set_hashes(root: Path, names: tuple[str, ...]) -> dict[str, str]:
             for path in list_images(root / name):
                 hashes.setdefault(content_hash(path), f"{name}/{path.name}")
     return hashes
+
+
+def portable(path: str | Path, *bases: str | Path) -> str:
+    """``path`` as a recipe records it: relative to the first of ``bases`` (then the working
+    folder) that holds it when it is absolute, else as given. No machine's paths in records."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    for base in (*bases, Path.cwd()):
+        try:
+            return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(base)))
+        except ValueError:
+            continue
+    return str(path)

@@ -22,6 +22,7 @@ from sr.checkpoint import load_checkpoint
 from sr.cli import add_device, add_scale, non_negative_int, percent, positive_float, positive_int
 from sr.data.field import check_kind
 from sr.data.h5 import DEFAULT_SETS, default_h5_path
+from sr.data.sets import portable
 from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES
 from sr.models import COLORS, MODELS
@@ -119,18 +120,6 @@ def load_resumable(path: Path, script: str) -> dict[str, Any]:
     if state["args"].get("script") != script:
         raise UserError(f"{path}: is a run of {state['args'].get('script')}.py, not {script}.py")
     return state
-
-
-def portable(path: str | Path) -> str:
-    """``path`` relative to the working folder when it lies inside it (recipes without absolute
-    paths), else as it is."""
-    path = Path(path)
-    if path.is_absolute():
-        try:
-            return str(Path(os.path.abspath(path)).relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
-    return str(path)
 
 
 def _as_flag(key: str, value: Any) -> str:
