@@ -181,7 +181,7 @@ def test_flags_defaults_round_trip_and_errors():
     with pytest.raises(UserError, match="--degrade-jpeg-quality"):
         settings_from_args(parser.parse_args(["--degrade-jpeg-quality", "90", "30"]))
     text = " ".join(parser.format_help().split())  # argparse wraps lines at will
-    assert text.count("(default: ") == 17
+    assert text.count("(default: ") == 18
     assert "probability of a Gaussian blur before downscaling (default: 0.8)" in text
 
 

@@ -325,71 +325,58 @@ def probability(text: str) -> float:
     return value
 
 
+# Each setting's --degrade-* flag: what it means ("{default}" is filled in). The flag's form follows
+# the default: a probability, a (low, high) range, or the list of resize modes.
+FLAG_HELP = {
+    "clean_prob": "share of samples given the plain bicubic LR of the evaluation protocol",
+    "blur_prob": "probability of a Gaussian blur before downscaling",
+    "blur_sigma": "range of the blur's std in HR pixels at x4, times scale/4 at other scales",
+    "aniso_prob": "share of blurs that are anisotropic, with a random angle",
+    "resize_modes": "downscaling interpolations, one drawn per sample",
+    "noise_prob": "probability of Gaussian noise after downscaling",
+    "noise_sigma": "range of the noise's std on the 0-255 scale",
+    "grey_noise_prob": "share of noisy samples with the same noise in R, G and B",
+    "jpeg_prob": "probability of JPEG compression of the LR",
+    "jpeg_quality": "range of the JPEG quality, inclusive, 1-100",
+    "webp_share": "share of compressed samples saved as lossy WebP instead of JPEG, at the same qualities",
+    "grid_shift_prob": "share of compressions whose block grid is moved 0-7 px down and right",
+    "resize_after_prob": "share of samples compressed at a larger size and then shrunk to the LR size, as a photo resized "
+                         "after it was saved",
+    "resize_after_ratio": "range of that larger size over the LR size",
+    "second_prob": "probability of a second round at the LR size: a light blur (half of them), noise and a second "
+                   "JPEG/WebP save with a grid of its own, as Real-ESRGAN's second order",
+    "second_blur_sigma": "range of the second blur's std in LR pixels",
+    "second_noise_sigma": "range of the second noise's std, 0-255 scale",
+    "second_quality": "range of the second save's quality, inclusive",
+}
+
+
+def _flag(name: str) -> str:
+    return "--degrade-" + name.replace("_", "-")
+
+
 def add_degradation_args(parser: argparse.ArgumentParser) -> None:
-    """Add the --degrade-* flags; their defaults are ``DegradationSettings()``'s."""
-    d = DEFAULTS
+    """Add the --degrade-* flags, one per setting; their defaults are ``DegradationSettings()``'s."""
     g = parser.add_argument_group("realistic degradation (sr/data/realistic.py)")
-    g.add_argument("--degrade-clean-prob", type=probability, metavar="P", default=d.clean_prob,
-                   help=f"share of samples given the plain bicubic LR of the evaluation protocol (default: {d.clean_prob})")
-    g.add_argument("--degrade-blur-prob", type=probability, metavar="P", default=d.blur_prob,
-                   help=f"probability of a Gaussian blur before downscaling (default: {d.blur_prob})")
-    g.add_argument("--degrade-blur-sigma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.blur_sigma,
-                   help="range of the blur's std in HR pixels at x4, times scale/4 at other scales "
-                        f"(default: {d.blur_sigma[0]} {d.blur_sigma[1]})")
-    g.add_argument("--degrade-aniso-prob", type=probability, metavar="P", default=d.aniso_prob,
-                   help=f"share of blurs that are anisotropic, with a random angle (default: {d.aniso_prob})")
-    g.add_argument("--degrade-resize-modes", nargs="+", choices=RESIZE_MODES, default=d.resize_modes,
-                   help=f"downscaling interpolations, one drawn per sample (default: {' '.join(d.resize_modes)})")
-    g.add_argument("--degrade-noise-prob", type=probability, metavar="P", default=d.noise_prob,
-                   help=f"probability of Gaussian noise after downscaling (default: {d.noise_prob})")
-    g.add_argument("--degrade-noise-sigma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.noise_sigma,
-                   help=f"range of the noise's std on the 0-255 scale (default: {d.noise_sigma[0]:g} {d.noise_sigma[1]:g})")
-    g.add_argument("--degrade-grey-noise-prob", type=probability, metavar="P", default=d.grey_noise_prob,
-                   help=f"share of noisy samples with the same noise in R, G and B (default: {d.grey_noise_prob})")
-    g.add_argument("--degrade-jpeg-prob", type=probability, metavar="P", default=d.jpeg_prob,
-                   help=f"probability of JPEG compression of the LR (default: {d.jpeg_prob})")
-    g.add_argument("--degrade-jpeg-quality", type=int, nargs=2, metavar=("LOW", "HIGH"), default=d.jpeg_quality,
-                   help=f"range of the JPEG quality, inclusive, 1-100 (default: {d.jpeg_quality[0]} {d.jpeg_quality[1]})")
-    g.add_argument("--degrade-webp-share", type=probability, metavar="P", default=d.webp_share,
-                   help=f"share of compressed samples saved as lossy WebP instead of JPEG, at the same qualities (default: {d.webp_share})")
-    g.add_argument("--degrade-grid-shift-prob", type=probability, metavar="P", default=d.grid_shift_prob,
-                   help=f"share of compressions whose block grid is moved 0-7 px down and right (default: {d.grid_shift_prob})")
-    g.add_argument("--degrade-resize-after-prob", type=probability, metavar="P", default=d.resize_after_prob,
-                   help="share of samples compressed at a larger size and then shrunk to the LR size, as a photo resized "
-                        f"after it was saved (default: {d.resize_after_prob})")
-    g.add_argument("--degrade-resize-after-ratio", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.resize_after_ratio,
-                   help=f"range of that larger size over the LR size (default: {d.resize_after_ratio[0]} {d.resize_after_ratio[1]})")
-    g.add_argument("--degrade-second-prob", type=probability, metavar="P", default=d.second_prob,
-                   help="probability of a second round at the LR size: a light blur (half of them), noise and a second "
-                        f"JPEG/WebP save with a grid of its own, as Real-ESRGAN's second order (default: {d.second_prob})")
-    g.add_argument("--degrade-second-noise-sigma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.second_noise_sigma,
-                   help=f"range of the second noise's std, 0-255 scale (default: {d.second_noise_sigma[0]:g} {d.second_noise_sigma[1]:g})")
-    g.add_argument("--degrade-second-quality", type=int, nargs=2, metavar=("LOW", "HIGH"), default=d.second_quality,
-                   help=f"range of the second save's quality, inclusive (default: {d.second_quality[0]} {d.second_quality[1]})")
+    for f in dataclasses.fields(DegradationSettings):
+        default = getattr(DEFAULTS, f.name)
+        if f.name == "resize_modes":
+            kind = dict(nargs="+", choices=RESIZE_MODES)
+            shown = " ".join(default)
+        elif isinstance(default, tuple):
+            kind = dict(type=type(default[0]), nargs=2, metavar=("LOW", "HIGH"))
+            shown = f"{default[0]:g} {default[1]:g}"
+        else:
+            kind = dict(type=probability, metavar="P")
+            shown = f"{default:g}"
+        g.add_argument(_flag(f.name), default=default, help=f"{FLAG_HELP[f.name]} (default: {shown})", **kind)
 
 
 def settings_from_args(args: argparse.Namespace) -> DegradationSettings:
     """The settings of the --degrade-* flags; UserError on a bad range."""
+    values = {f.name: getattr(args, "degrade_" + f.name) for f in dataclasses.fields(DegradationSettings)}
     try:
-        return DegradationSettings(
-            clean_prob=args.degrade_clean_prob,
-            blur_prob=args.degrade_blur_prob,
-            blur_sigma=tuple(args.degrade_blur_sigma),
-            aniso_prob=args.degrade_aniso_prob,
-            resize_modes=tuple(args.degrade_resize_modes),
-            noise_prob=args.degrade_noise_prob,
-            noise_sigma=tuple(args.degrade_noise_sigma),
-            grey_noise_prob=args.degrade_grey_noise_prob,
-            jpeg_prob=args.degrade_jpeg_prob,
-            jpeg_quality=tuple(args.degrade_jpeg_quality),
-            webp_share=args.degrade_webp_share,
-            grid_shift_prob=args.degrade_grid_shift_prob,
-            resize_after_prob=args.degrade_resize_after_prob,
-            resize_after_ratio=tuple(args.degrade_resize_after_ratio),
-            second_prob=args.degrade_second_prob,
-            second_noise_sigma=tuple(args.degrade_second_noise_sigma),
-            second_quality=tuple(args.degrade_second_quality),
-        )
+        return DegradationSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
     except ValueError as exc:  # the message starts with the field's name; name the flag instead
         field, problem = str(exc).split(" ", 1)
-        raise UserError(f"--degrade-{field.replace('_', '-')} {problem}") from None
+        raise UserError(f"{_flag(field)} {problem}") from None
