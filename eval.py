@@ -21,21 +21,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from sr.atomic import atomic_write_text
 from sr.cli import ArgumentParser, percent, positive_int, run, scale_type
+from sr.data.field import check_kind
 from sr.data.sets import data_root, resolve_images
 from sr.distributed import select_device
-from sr.errors import UserError
+from sr.errors import Interrupted, UserError
+from sr.models.self_ensemble import SelfEnsemble
 from sr.protocol import PROTOCOLS
 from sr.figures import side_by_side
 from sr.data.images import find_images, save_image
-from sr.inference import AUTO_TILE, AUTO_TILE_ABOVE, Evaluation, Upscaler, evaluate_image, mean_scores
+from sr.evaluation import Evaluation, evaluate_image, mean_scores
+from sr.inference import Upscaler
+from sr.streaming import AUTO_TILE, AUTO_TILE_ABOVE
 from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, default_weights
-from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_photo
+from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_image
 
 
 def _outscale(text: str) -> float:
@@ -84,6 +89,9 @@ def parse_args(argv: list[str] | None = None):
                          help="Y as BasicSR takes it, unrounded (default), or as MATLAB's rgb2ycbcr on uint8, rounded")
     scoring.add_argument("--jpeg", type=percent, metavar="Q",
                          help="degrade the LR further by a Pillow JPEG save at quality Q (after the bicubic downscaling)")
+    scoring.add_argument("--degrade", type=_field_kind, metavar="KIND",
+                         help="make the LR as a kind of real file instead: jpeg:Q, webp:Q, resized, resaved, noisy or "
+                              "clean (README, 'The field benchmark', says exactly how each is made)")
     scoring.add_argument("--json", type=Path, help="also write the scores as JSON here")
     scoring.add_argument("--data-root", help="folder holding Set5/, Set14/, ... (default: $SR_DATA, else ./data)")
 
@@ -93,10 +101,21 @@ def parse_args(argv: list[str] | None = None):
                          help="bf16 autocast. Enlarging: on by default where the device computes bf16 natively "
                               "(AMX/AVX512-BF16 CPU, bf16 GPU), off elsewhere. Scoring: off unless --amp is given, "
                               "so a measurement is exact fp32 (bf16 may move scores in the second decimal)")
-    compute.add_argument("--tile", type=positive_int, help="process the input in tiles of N pixels: bounded memory, the "
-                         f"same result within 1/255 (default: {AUTO_TILE} for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
-                         f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels, none otherwise)")
+    compute.add_argument("--tta", action="store_true",
+                         help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
+                              "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")
+    compute.add_argument("--tile", type=positive_int, help="process the input in tiles of N model-input pixels: bounded "
+                         "memory, the same result within 1/255 (default: enlarging sizes tiles by the model's memory "
+                         f"needs, scoring uses {AUTO_TILE}; both only for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
+                         f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
     return p.parse_args(argv)
+
+
+def _field_kind(text: str) -> str:
+    try:
+        return check_kind(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def load_upscaler(args, device, amp: bool | None, enlarging: bool, weights: str | None = None) -> Upscaler | None:
@@ -111,6 +130,8 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, weights: str 
     upscaler = Upscaler.load(weights or args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
     if args.scale is not None and args.scale != upscaler.scale:
         raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
+    if args.tta:
+        upscaler.net = SelfEnsemble(upscaler.net)
     return upscaler
 
 
@@ -131,13 +152,36 @@ def _output_for(src: Path, args, name: str) -> tuple[Path, str]:
     return args.out_dir / f"{src.stem}_{name}.{ext}", fmt
 
 
+def _check_writable(folder: Path) -> None:
+    """Refuse an output folder that cannot be written in one line, before any model loads."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot write enlarged images there ({exc.strerror or exc})") from None
+
+
+def _cause(src: Path, exc: Exception) -> str:
+    """One line naming the file and what went wrong with it."""
+    if isinstance(exc, UserError):
+        return str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+    if isinstance(exc, MemoryError):
+        return f"{src}: out of memory ({str(exc).strip() or 'MemoryError'})".splitlines()[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{src}: {exc.strerror}"
+    text = str(exc).strip().splitlines()
+    return f"{src}: {type(exc).__name__}" + (f": {text[0]}" if text else "")
+
+
 def upscale_mode(args, device) -> list[Path]:
     if args.json:
         raise UserError("--json records scores; --upscale has none (score with --image or --dataset)")
     if args.dataset:
         raise UserError("--dataset is for scoring; give the images to enlarge to --upscale")
-    if args.jpeg is not None:
-        raise UserError("--jpeg degrades the LR made from a ground truth; it does not apply to --upscale")
+    if args.jpeg is not None or args.degrade is not None:
+        raise UserError(f"{'--jpeg' if args.jpeg is not None else '--degrade'} degrades the LR made from a ground truth; "
+                        "it does not apply to --upscale")
     files = find_images([*(args.image or []), *args.upscale])
     if not files:
         raise UserError("--upscale needs inputs: files, folders or glob patterns (or --image)")
@@ -145,6 +189,7 @@ def upscale_mode(args, device) -> list[Path]:
         raise UserError(f"--output names one file, but the inputs hold {len(files)} images; use --out-dir")
     # Without --weights each input gets the shipped model for its kind: JPEGs of ordinary
     # quality the photo model, everything else the clean one. Each model loads once.
+    _check_writable(args.output.parent if args.output else args.out_dir)
     chosen = {src: default_weights(src) if args.weights is None and not args.bicubic else (None, "") for src in files}
     upscalers = {w: load_upscaler(args, device, args.amp, enlarging=True, weights=w) for w, _ in chosen.values()}
     jobs = []
@@ -167,20 +212,26 @@ def upscale_mode(args, device) -> list[Path]:
               f"x{args.outscale or upscaler.scale:g}{why}", flush=True)
     written, failed = [], 0
     for src, upscaler, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True):
+        # One image at a time, tile by tile (sr.streaming): the decoded input and the 8-bit output
+        # are the only whole-image arrays. Whatever goes wrong with one image (a broken file,
+        # memory, a failed write, a bug) is one line, and the batch goes on.
         try:
             if dst.resolve() in inputs:
                 raise UserError(f"{src}: its output {dst} is an input, which is never overwritten; choose another --out-dir")
-            photo = read_photo(src)
-            result = upscaler.enlarge_photo(photo, args.outscale, args.alpha_upsampler)
-            notes = result.notes + write_photo(dst, result, quality=args.quality, format=fmt)
-        except UserError as exc:
+            photo = read_photo(src, compact=True)
+            image, kind = upscaler.enlarge_image(photo, fmt, args.outscale, args.alpha_upsampler, progress=True)
+            notes = photo.notes + list(kind.notes) + write_image(dst, image, photo, fmt, args.quality)
+            (h, w), (big_w, big_h) = photo.size, image.size
+        except Interrupted:
+            raise
+        except Exception as exc:  # noqa: BLE001 (MemoryError, decoder errors, anything: reported, then the next image)
             failed += 1
-            message = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
-            tqdm.write(f"skipped {message}", file=sys.stderr)
+            tqdm.write(f"skipped {_cause(src, exc)}", file=sys.stderr)
             continue
+        finally:
+            image = photo = None  # this image's arrays go before the next one is read
         for note in notes:
             tqdm.write(f"{src}: {note}", file=sys.stderr)
-        (h, w), (big_h, big_w) = photo.size, result.size
         tqdm.write(f"wrote {dst}: {w}x{h} -> {big_w}x{big_h}")
         written.append(dst)
     if failed:
@@ -210,18 +261,43 @@ def _summary(evaluations: list[Evaluation]) -> dict:
     return summary
 
 
+def _lossy(args) -> int | str | None:
+    """What the LR goes through after the protocol's downscaling: --jpeg's quality or --degrade's kind."""
+    if args.jpeg is not None and args.degrade is not None:
+        raise UserError("--jpeg Q is --degrade jpeg:Q; give one of them")
+    return args.degrade if args.degrade is not None else args.jpeg
+
+
 def _setting(args, scale: int) -> str:
     """What was measured, for the printed titles."""
     text = f"PSNR (dB) / SSIM on Y{' rounded as MATLAB' if args.protocol == 'matlab' else ''}, border {scale} px cropped"
-    return text + (f", LR JPEG q{args.jpeg}" if args.jpeg is not None else "")
+    return (text + (f", LR JPEG q{args.jpeg}" if args.jpeg is not None else "") + (f", LR {args.degrade}" if args.degrade else "")
+            + (", self-ensemble x8 (+)" if args.tta else ""))
+
+
+def _check_scoring_outputs(files: list[Path], args, name: str | None, scale: int) -> None:
+    """Refuse, before any image is scored, outputs that would overwrite an input or each other
+    (as --upscale does): foo_bicubic_x3.png is also an input name, and a.png in two folders
+    gives the same names in --out-dir."""
+    inputs = {src.resolve(): src for src in files}
+    seen: dict[Path, Path] = {}
+    for src in files:
+        kinds = ["bicubic", *([name] if name else []), "compare"]
+        for dst in [args.out_dir / f"{src.stem}_{kind}_x{scale}.png" for kind in kinds] + ([args.json] if args.json else []):
+            if dst.resolve() in inputs:
+                raise UserError(f"{src}: its output {dst} is an input, which is never overwritten; choose another --out-dir")
+            other = seen.setdefault(dst.resolve(), src)
+            if other is not src and dst != args.json:
+                raise UserError(f"{other} and {src} would both be written to {dst}; score them into separate --out-dir folders")
 
 
 def image_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
     files = find_images(args.image)
     name = upscaler.arch if upscaler else "bicubic"
+    _check_scoring_outputs(files, args, upscaler.arch if upscaler else None, scale)
     evaluations = []
     for path in files:
-        e = evaluate_image(path, scale, upscaler, args.protocol, args.jpeg)
+        e = evaluate_image(path, scale, upscaler, args.protocol, _lossy(args))
         evaluations.append(e)
         stem, out, bic = path.stem, args.out_dir, e.bicubic.scores
         written = [out / f"{stem}_bicubic_x{scale}.png"]
@@ -244,7 +320,7 @@ def image_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
 def dataset_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
     name, files = resolve_images(args.dataset, data_root(args.data_root))
     label = upscaler.arch if upscaler else "bicubic"
-    summary = _summary([evaluate_image(path, scale, upscaler, args.protocol, args.jpeg) for path in files])
+    summary = _summary([evaluate_image(path, scale, upscaler, args.protocol, _lossy(args)) for path in files])
     rows = summary["rows"]
     rgb = upscaler is not None and "psnr_rgb" in rows[0]["model"]
     precision = f"; {upscaler.precision.name}" if upscaler and upscaler.precision.enabled else ""
@@ -268,11 +344,12 @@ def write_json(path: Path, summary: dict, args, upscaler: Upscaler | None, scale
            "scale": scale, "model": upscaler.arch if upscaler else "bicubic",
            "weights": str(upscaler.path) if upscaler else None,
            "source": args.dataset or ", ".join(args.image),
-           "protocol": args.protocol, "jpeg": args.jpeg,
+           "protocol": args.protocol, "jpeg": args.jpeg, "degrade": args.degrade, "tta": args.tta,
            "precision": upscaler.precision.name if upscaler else "fp32",
            "protocol_details": f"Y (BT.601, {'rounded as MATLAB rgb2ycbcr' if args.protocol == 'matlab' else 'unrounded'}), "
                                f"border {scale} px cropped, MATLAB bicubic degradation, 8-bit"
-                               + (f", then JPEG quality {args.jpeg} (Pillow)" if args.jpeg is not None else "")}
+                               + (f", then JPEG quality {args.jpeg} (Pillow)" if args.jpeg is not None else "")
+                               + (f", field kind {args.degrade} (sr.data.field)" if args.degrade else "")}
     for k in ("psnr_rgb", "ssim_rgb"):
         if k in main:
             doc[k] = main[k]

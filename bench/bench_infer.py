@@ -3,12 +3,12 @@
     python -m bench.bench_infer                          # fsrcnn_x3 and srresnet_x4, 2 threads, median of 3
     python -m bench.bench_infer --models fsrcnn_x2 srcnn_x3 --runs 5 --no-onnx
 
-Model time is ``Upscaler.run`` on the model's input (334x334 at x3, 250x250 at x4; the output
+Model time is ``sr.protocol.predict`` on the model's input (334x334 at x3, 250x250 at x4; the output
 is 1002x1002 or 1000x1000): the input to the device, the forward pass under inference_mode,
 the output back as float32. Not counted: ``import torch``, loading, one warm-up run (oneDNN
-builds its kernels then). Columns: fp32 and bf16 autocast through Upscaler (the one
+builds its kernels then). Columns: fp32 and bf16 autocast as Upscaler loads them (the one
 ``sr.precision`` picks by default on this machine is marked), fp32 with the checkpoint's own
-layers (before ``sr.inference.for_inference``), onnxruntime fp32 on the same number of
+layers (before ``sr.models.inference_forms.for_inference``), onnxruntime fp32 on the same number of
 threads, and the whole ``Upscaler.enlarge`` at the default precision (colour handling
 included: a Y model's chroma is MATLAB bicubic in float64). Medians of alternating runs,
 so a load change on a shared machine hits every column alike; still, timings on a shared
@@ -32,6 +32,7 @@ import torch
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.data.degradation import model_input
 from sr.inference import Upscaler
+from sr.protocol import predict
 from sr.weights import resolve_weights
 from sr.precision import choose_precision, cpu_has_native_bf16
 
@@ -81,14 +82,16 @@ def bench(name: str, runs: int, onnx_dir: Path | None) -> dict[str, object]:
     plain.net = model_from_checkpoint(state, path).to(memory_format=torch.channels_last)
     default = choose_precision(CPU, None)
     chosen = bf16 if default.enabled else fp32
-    columns = {"fp32": lambda: fp32.run(planes), "bf16": lambda: bf16.run(planes),
-               "fp32, checkpoint layers": lambda: plain.run(planes)}
+    def forward(up: Upscaler):
+        return lambda: predict(up.net, planes, up.model_scale, up.device, up.precision)
+
+    columns = {"fp32": forward(fp32), "bf16": forward(bf16), "fp32, checkpoint layers": forward(plain)}
     if onnx_dir is not None:
         from sr.export import export_onnx
 
         export_onnx(path, onnx_dir / f"{name}.onnx")
         onnx = Upscaler.load(onnx_dir / f"{name}.onnx", CPU)
-        columns["onnxruntime"] = lambda: onnx.run(planes)
+        columns["onnxruntime"] = forward(onnx)
     columns["enlarge, default"] = lambda: chosen.enlarge(lr)
     seconds = dict(zip(columns, medians(list(columns.values()), runs)))
     shape = planes.shape[-2:]

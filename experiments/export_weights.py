@@ -1,11 +1,12 @@
-"""Turn a finished run into shipped weights: weights/<name>.pth and its recipe, weights/<name>.json.
+"""Turn a finished run into shipped weights: weights/<name>.safetensors and its recipe, weights/<name>.json.
 
     python -m experiments.export_weights runs/fsrcnn-paper_l1_x3 --name fsrcnn_x3
     python -m experiments.export_weights runs/srresnet_x4 --name srresnet_x4 --half --checkpoint last.pth
 
-The .pth holds only what eval.py needs (architecture, its arguments, scale, colour, layout,
-weights). The recipe lists every run behind the weights, following --init back to the
-start: the command, the training data's settings, epochs, seconds, where it ran, and the
+The .safetensors holds only what eval.py needs (architecture, its arguments, scale, colour,
+layout, name as JSON metadata; the weights as tensors; ``sr.checkpoint.save_weights``), and
+replaces a weights/<name>.pth of earlier exports. The recipe lists every run behind the
+weights, following --init back to the start: the command, the training data's settings, epochs, seconds, where it ran, and the
 eval scores of each epoch's end. The command repeats the settings that define the run
 (``RunConfig.SETTINGS``, and ``GanConfig.SETTINGS`` for train_srgan.py), in their declared order.
 Relative paths in args.json are relative to the folder the run was started in: this one, or
@@ -23,7 +24,7 @@ import h5py
 
 from sr.data.realistic import DEFAULTS
 from sr.atomic import atomic_write_text
-from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.checkpoint import load_checkpoint, save_weights
 from sr.training.config import RunConfig
 from sr.training.gan import GanConfig
 
@@ -113,7 +114,7 @@ def chain(run_dir: Path) -> tuple[list[dict], list[Path], tuple[str, str] | None
     Returns (the runs of shipped weights it started from, as their recipe lists them; the
     run folders; for a chain that starts from shipped weights, the path it gave and the
     checkpoint those weights were exported from). A chain that reaches shipped weights
-    (weights/<name>.pth) takes that recipe's runs, since their run folders are not in the
+    (weights/<name>.safetensors, or .pth from before) takes that recipe's runs, since their run folders are not in the
     repository.
     """
     runs = [run_dir]
@@ -162,7 +163,7 @@ def chosen_by(checkpoint: str, run: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="the run folder")
-    p.add_argument("--name", required=True, help="weights/<name>.pth, e.g. fsrcnn_x3")
+    p.add_argument("--name", required=True, help="weights/<name>.safetensors, e.g. fsrcnn_x3")
     p.add_argument("--checkpoint", default="best.pth", help="best.pth (default) or last.pth")
     p.add_argument("--half", action="store_true", help="store fp16 weights (loaded back as fp32) to halve the file")
     p.add_argument("--note", default="", help="a sentence for the recipe: why this model, what was tried")
@@ -172,7 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     weights = {k: (v.half() if args.half and v.is_floating_point() else v) for k, v in state["model"].items()}
     out = args.out_dir
     slim = {k: state[k] for k in ("arch", "model_kwargs", "scale", "color", "layout")}
-    save_checkpoint(out / f"{args.name}.pth", dict(slim, model=weights, name=args.name))
+    save_weights(out / f"{args.name}.safetensors", dict(slim, model=weights, name=args.name))
+    stale = out / f"{args.name}.pth"  # an earlier export's pickle: shipped once, as .safetensors
+    if stale.exists():
+        stale.unlink()
     shipped, folders, start = chain(args.run)
     runs = shipped + [describe_run(r) for r in folders]
     if start:
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
                   weights_dtype="float16" if args.half else "float32", note=args.note, runs=runs,
                   total_seconds=round(sum(r["seconds"] for r in runs), 1))
     atomic_write_text(out / f"{args.name}.json", json.dumps(recipe, indent=2) + "\n")
-    print(f"wrote {out / args.name}.pth and .json: {state['arch']} x{state['scale']}, {len(runs)} run(s), "
+    print(f"wrote {out / args.name}.safetensors and .json: {state['arch']} x{state['scale']}, {len(runs)} run(s), "
           f"{recipe['total_seconds'] / 60:.0f} min of training")
 
 

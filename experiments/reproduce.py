@@ -9,7 +9,7 @@ the recipe's relative paths (data/h5/..., runs/...) land there and --init finds 
 before it; the data root is the replaying machine's ($SR_DATA or --data-root). Precision
 flags are dropped unless --keep-precision: the machine that replays chooses its own, as
 training does by default (bf16 where it is native, else fp32). At the end
-experiments/export_weights.py writes <out-dir>/weights/<name>.pth and .json, whose scores
+experiments/export_weights.py writes <out-dir>/weights/<name>.safetensors and .json, whose scores
 can be compared with the shipped ones by eval.py.
 """
 
@@ -158,7 +158,7 @@ def main(args) -> None:
         env["SR_DATA"] = str(Path("data").resolve())  # the default data root of the folder replay is called from
     for step in steps:
         execute(step, out, env)
-    print(f"replayed {recipe['name']} in {out}: {out / 'weights' / recipe['name']}.pth")
+    print(f"replayed {recipe['name']} in {out}: {out / 'weights' / recipe['name']}.safetensors")
 
 
 if __name__ == "__main__":

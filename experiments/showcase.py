@@ -4,7 +4,7 @@
 
 Every shipped checkpoint in weights/ is scored on Set5, Set14 and BSDS100 at its scale
 under both protocols (basicsr, the standard one, and matlab, the SRCNN/FSRCNN papers' rounded
-Y; fp32, through ``sr.inference`` as eval.py scores); the scores go into
+Y; fp32, through ``sr.evaluation`` as eval.py scores); the scores go into
 experiments/weights.md (beside bicubic and the published numbers) and into each
 weights/<name>.json (``scores``, ``scores_matlab``, and the sha256 of the weights they are
 for: unchanged weights are not scored again unless --rescore). The x4 models are also scored
@@ -28,7 +28,9 @@ from sr.data.degradation import mod_crop, upscale
 from sr.protocol import PROTOCOLS, degrade
 from sr.figures import side_by_side
 from sr.data.images import load_rgb, save_image
-from sr.inference import Upscaler, evaluate_image, mean_scores
+from sr.evaluation import evaluate_image, mean_scores
+from sr.inference import Upscaler
+from sr.weights import shipped_file, shipped_names
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("Set5", "Set14", "BSDS100")
@@ -167,7 +169,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rescore", action="store_true", help="score every checkpoint again, even if its recipe holds its scores")
     args = p.parse_args()
-    shipped = sorted((ROOT / "weights").glob("*.pth"))
+    shipped = [shipped_file(name) for name in shipped_names()]
     text = ["# Shipped weights under both protocols", "",
             "Written by `python -m experiments.showcase`: PSNR (dB) on Y as `basicsr · matlab` (the standard protocol, "
             "then the SRCNN/FSRCNN papers' rounded Y), SSIM under basicsr; border = scale, MATLAB bicubic degradation, "

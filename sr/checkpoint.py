@@ -24,11 +24,18 @@ memory (a few hundred MB at most, on the order of a second after Python starts):
   declares, all of them together no more than the pickle declares, and that no more than
   STORAGE_FACTOR copies of the declared networks in float32 plus STORAGE_SLACK_BYTES;
 - the weights: finite, and none over MAX_WEIGHT in magnitude (the shipped ones stay under 3).
+
+Shipped weights are .safetensors (``save_weights``): the fields above as JSON strings in the
+file's metadata, the state_dict as its tensors, no pickle. ``load_checkpoint`` reads them with the
+same checks: the header's sizes first (``sr.tensor_file.read_header``), then the fields and the
+tensors' shapes against the network they describe, before any tensor data is read. Training
+checkpoints stay .pth: they hold optimiser state, which is not a flat dict of tensors.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import pickle
 import zipfile
@@ -47,6 +54,7 @@ from sr.models import COLORS, LAYOUTS, MODELS, Discriminator, model_kwargs, rebu
 from sr.models.fsrcnn import FSRCNN
 from sr.models.srcnn import SRCNN
 from sr.models.srresnet import SRResNet
+from sr.tensor_file import load_tensors, meta_tensors, read_header, save_tensors
 
 FORMAT = "sr-checkpoint-v1"
 
@@ -88,6 +96,11 @@ KNOWN_KEYS = frozenset({
 _SMALL_RECORDS = {"version", ".format_version", ".storage_alignment", "byteorder", ".data/serialization_id", ".data/version"}
 Refuse = Callable[[str, str], NoReturn]  # (field, problem) -> UserError
 REQUIRED = ("arch", "model_kwargs", "scale", "color", "layout", "model")
+# What a weights-only file (shipped .safetensors) carries besides its tensors, each a JSON string.
+WEIGHTS_FACTS = ("format", "arch", "model_kwargs", "scale", "color", "layout", "name")
+MAX_FACT_CHARS = 4096  # model_kwargs, the longest, is under 200 characters
+# A weights-only file holds one network: its parameters in float32 at most, and its header.
+MAX_WEIGHTS_FILE_BYTES = 4 * MAX_PARAMETERS + (16 << 20)
 
 
 def bare_module(model: nn.Module) -> nn.Module:
@@ -125,6 +138,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint file")
+    if path.suffix.lower() == ".safetensors":
+        return _load_safetensors(path)
     storage_sizes = _inspect_archive(path)
     skeleton = _torch_load(path, "meta")  # the pickle alone: every tensor on the meta device, no data read
     validate_checkpoint(skeleton, path, values=False)
@@ -134,6 +149,68 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def save_weights(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint's network (``WEIGHTS_FACTS`` and ``model``, no training state) as a
+    .safetensors file: the facts as JSON strings in its metadata, read back by ``load_checkpoint``."""
+    state = {"format": FORMAT, **state}
+    metadata = {key: json.dumps(state[key], sort_keys=True) for key in WEIGHTS_FACTS if key in state}
+    with deferred_interrupt():
+        save_tensors(path, state["model"], metadata)
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    header = read_header(path, MAX_WEIGHTS_FILE_BYTES, MAX_ENTRIES)
+    if "format" not in header.metadata:
+        raise UserError(f"{path}: not a checkpoint of this project (no {FORMAT!r} format tag in its metadata)")
+    fields = {}
+    for key, text in header.metadata.items():
+        if key not in WEIGHTS_FACTS:
+            raise UserError(f"{path}: checkpoint metadata has unknown key {key[:40]!r} (WEIGHTS_FACTS in sr/checkpoint.py); not read")
+        if len(text) > MAX_FACT_CHARS:
+            raise UserError(f"{path}: checkpoint metadata {key!r} is {len(text):,} characters, over {MAX_FACT_CHARS:,}")
+        try:
+            fields[key] = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise UserError(f"{path}: checkpoint metadata {key!r} is not JSON ({_show(text)})") from None
+    # The shapes and dtypes from the header, against the network the fields describe; then the data.
+    validate_checkpoint({**fields, "model": meta_tensors(header)}, path, values=False)
+    state = {**fields, "model": load_tensors(path, header)}
+    validate_checkpoint(state, path)
+    return state
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` says it is one of this project's checkpoints (its format tag), read from the
+    safetensors header or the archive's pickle alone; False for any other weights file, such as a
+    community model's state_dict. UserError for a file that is neither safetensors nor a torch archive."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        # Only the header is read (at most MAX_HEADER_BYTES); the loader that follows applies its own limits.
+        return "format" in read_header(path, max_file_bytes=1 << 62, max_tensors=1 << 62).metadata
+    _inspect_archive(path, "a weights file this enlarger reads")
+    skeleton = _torch_load(path, "meta")
+    return isinstance(skeleton, dict) and skeleton.get("format") == FORMAT
+
+
+def load_state_file(path: str | Path, max_bytes: int, max_tensors: int) -> Any:
+    """What a torch.save archive that is not ours holds (a community model's state_dict), on the CPU,
+    under the archive's bounds: its listing, then the pickle on the meta device (nesting, at most
+    ``max_tensors`` tensors of at most ``max_bytes`` together), then the records against that."""
+    path = Path(path)
+    stored = _inspect_archive(path, "a weights file this enlarger reads")
+    skeleton = _torch_load(path, "meta")
+    nesting = _too_nested(skeleton)
+    if nesting:
+        raise UserError(f"{path}: {nesting}")
+    declared = _storages_declared(skeleton)
+    if len(declared) > max_tensors:
+        raise UserError(f"{path}: holds {len(declared):,} tensors, over the limit of {max_tensors:,}")
+    if sum(declared) > max_bytes:
+        raise UserError(f"{path}: its tensors take {sum(declared):,} bytes, over the limit of {max_bytes:,}")
+    _check_records(declared, stored, path)
+    return _torch_load(path, "cpu")
+
+
 def _torch_load(path: Path, device: str) -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=True)
@@ -141,11 +218,17 @@ def _torch_load(path: Path, device: str) -> Any:
         raise UserError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {first_line(exc, 120)})") from None
 
 
-def _inspect_archive(path: Path) -> list[int]:
+def _inspect_archive(path: Path, what: str = "a checkpoint of this project") -> list[int]:
     """The uncompressed sizes of the archive's tensor storages (data/<n>), read from the zip's
     listing alone; UserError for anything torch.save does not write or that is over its bound."""
     def refuse(problem: str) -> NoReturn:
-        raise UserError(f"{path}: not a checkpoint of this project ({problem})")
+        raise UserError(f"{path}: not {what} ({problem})")
+
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] == b"\x80\x02":  # a pickle: torch.save before PyTorch 1.6, or torch.save(..., _use_new_zipfile_serialization=False)
+        refuse("PyTorch's old pickle format, whose tensor sizes cannot be checked before they are read; "
+               "re-save it with a current torch.save, or as .safetensors")
 
     try:
         with zipfile.ZipFile(path) as archive:
@@ -204,6 +287,11 @@ def _check_storage_sizes(skeleton: dict[str, Any], stored: list[int], path: Path
     if sum(declared) > budget:
         raise UserError(f"{path}: checkpoint tensors take {sum(declared):,} bytes, over the {budget:,} that its "
                         f"networks' {parameters:,} parameters allow (STORAGE_FACTOR in sr/checkpoint.py)")
+    _check_records(declared, stored, path)
+
+
+def _check_records(declared: list[int], stored: list[int], path: Path) -> None:
+    """No record in the archive larger than the largest tensor the pickle declares, and no more in all."""
     largest = max(declared, default=0)
     for size in stored:
         if size > largest:

@@ -10,6 +10,7 @@ hundredths of a dB, which is more than the protocol allows.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,10 +24,12 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return near + far
 
 
+@lru_cache(maxsize=32)
 def _contributions(in_len: int, out_len: int, scale: float, antialias: bool):
     """Per output pixel: the input indices it reads (0-based, mirrored) and their weights.
 
-    Returns ``indices`` and ``weights``, both shaped (out_len, taps).
+    Returns ``indices`` and ``weights``, both shaped (out_len, taps), read-only (cached: a
+    tiled resize asks for the same axis once per tile).
     """
     shrink = scale < 1 and antialias
     width = 4.0 / scale if shrink else 4.0
@@ -46,6 +49,7 @@ def _contributions(in_len: int, out_len: int, scale: float, antialias: bool):
     # MATLAB pads symmetrically (the edge pixel repeated, then mirrored inwards).
     mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
     indices = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_len)]
+    indices.flags.writeable = weights.flags.writeable = False
     return indices, weights
 
 
@@ -93,3 +97,35 @@ def imresize(
     if size is None or out_w != w:
         out = _resize_axis0(out.swapaxes(0, 1), out_w, scale_w, antialias).swapaxes(0, 1)
     return np.ascontiguousarray(out)
+
+
+# ----------------------------------------------------------------------------- one piece of a resize
+
+
+def source_span(in_len: int, out_len: int, scale: float, start: int, stop: int, antialias: bool = True) -> tuple[int, int]:
+    """The input pixels [lo, hi) that output pixels [start, stop) of resizing one axis from
+    ``in_len`` to ``out_len`` (by ``scale``, as ``imresize`` passes it) read. MATLAB's bicubic
+    is local and separable, so a piece of the output needs only this piece of the input."""
+    indices, _ = _contributions(in_len, out_len, scale, antialias)
+    part = indices[start:stop]
+    return int(part.min()), int(part.max()) + 1
+
+
+def resize_span(img: np.ndarray, axis: int, in_len: int, out_len: int, scale: float, start: int, stop: int,
+                offset: int, antialias: bool = True) -> np.ndarray:
+    """Output pixels [start, stop) along ``axis`` of resizing that axis from ``in_len`` to
+    ``out_len``, from ``img`` holding input pixels [offset, offset + img.shape[axis]) of it
+    (at least ``source_span``). Float64, the same sums in the same order as ``imresize``, so
+    pieces put side by side are bit for bit its result."""
+    indices, weights = _contributions(in_len, out_len, scale, antialias)
+    indices, weights = indices[start:stop] - offset, weights[start:stop]
+    if indices.size and (indices.min() < 0 or indices.max() >= img.shape[axis]):
+        raise ValueError(f"rows {offset}..{offset + img.shape[axis]} do not hold what outputs {start}..{stop} read")
+    shape = [1] * img.ndim
+    shape[axis] = stop - start
+    out_shape = list(img.shape)
+    out_shape[axis] = stop - start
+    out = np.zeros(out_shape, dtype=np.float64)
+    for tap in range(indices.shape[1]):
+        out += weights[:, tap].reshape(shape) * np.take(img, indices[:, tap], axis=axis)
+    return out

@@ -49,7 +49,8 @@ class Photo:
 
     ``rgb``: (H, W, 3) float64 in [0, 255], unrounded (16-bit input is v / 65535 * 255, not an
     8-bit copy); grey photos have three equal channels so an RGB model can take them.
-    ``alpha``: (H, W) float64 in [0, 255], or None. ``grey``: write one channel back.
+    ``alpha``: (H, W) float64 in [0, 255], or None. (``read_photo(compact=True)`` gives the
+    same values as uint8 or float32, grey as one plane seen three times.) ``grey``: write one channel back.
     ``bits``: 8 or 16, the precision to write back where the format allows.
     ``notes``: what could not be kept on reading, one line each, for the caller to print.
     """
@@ -110,27 +111,30 @@ def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
     return img.convert("RGB"), None, [note]
 
 
-def _planes(img: Image.Image, rawmode: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
+def _planes(img: Image.Image, rawmode: str, notes: list[str], compact: bool = False
+            ) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
     """Any Pillow mode -> (grey-or-colour values (H, W) or (H, W, 3), alpha or None, grey, bits),
-    values float64 in [0, 255]."""
+    values in [0, 255]: float64, or with ``compact`` uint8 for 8-bit planes and float32 otherwise."""
     mode = img.mode
     if mode in _GREY_16:
         # A 16-bit file: always v / 65535, even when a dark image never goes above 255.
+        if compact:
+            return np.asarray(img).astype(np.float32) * np.float32(255.0 / 65535.0), None, True, 16
         return np.asarray(img, dtype=np.float64) / 65535.0 * 255.0, None, True, 16
     if mode == "I":
-        values = np.asarray(img, dtype=np.float64)
+        values = np.asarray(img, dtype=np.float32 if compact else np.float64)  # float32 holds 0..65535 exactly
         low, high = values.min(initial=0), values.max(initial=0)
         if low < 0 or high > 65535:
             raise UserError(f"32-bit integer image with values {low:.0f}..{high:.0f} (only 0..65535 is supported)")
         if high <= 255:  # 8-bit data held in a 32-bit mode (as sr.data.images.load_rgb reads it)
             return values, None, True, 8
-        return values / 65535.0 * 255.0, None, True, 16
+        return values * values.dtype.type(255.0 / 65535.0), None, True, 16
     if mode == "F":
         # Float grey: [0, 1] when it fits there, else [0, 255] (as sr.data.images.load_rgb). Kept at
         # 16 bits on the way out: a float image has more than 8 bits of precision to lose.
-        values = np.asarray(img, dtype=np.float64)
+        values = np.asarray(img, dtype=np.float32 if compact else np.float64)
         peak = 1.0 if values.max(initial=0) <= 1.0 else 255.0
-        return np.clip(values / peak * 255.0, 0, 255), None, True, 16
+        return np.clip(values * values.dtype.type(255.0 / peak), 0, 255), None, True, 16
 
     if mode == "1":
         img = img.convert("L")
@@ -155,7 +159,7 @@ def _planes(img: Image.Image, rawmode: str, notes: list[str]) -> tuple[np.ndarra
             f"16-bit {'grey+alpha' if grey else 'colour'} is decoded by Pillow to 8 bits per channel; "
             "enlarged and written as 8-bit"
         )
-    pixels = np.asarray(img, dtype=np.float64)
+    pixels = np.asarray(img) if compact else np.asarray(img, dtype=np.float64)
     if img.mode in ("LA", "RGBA"):
         values, alpha = pixels[..., :-1], pixels[..., -1]
     else:
@@ -165,9 +169,12 @@ def _planes(img: Image.Image, rawmode: str, notes: list[str]) -> tuple[np.ndarra
     return values, alpha, grey, 8
 
 
-def read_photo(path: str | Path) -> Photo:
+def read_photo(path: str | Path, compact: bool = False) -> Photo:
     """Read an image file as a Photo, upright per its EXIF orientation.
 
+    ``compact`` keeps the planes small for the streaming enlarger: 8-bit planes stay uint8,
+    others are float32, and grey's three equal channels are one plane seen three times
+    (a read-only view), so a 12-megapixel photo takes 36 MB, not 288 MB of float64.
     Raises UserError for a missing, unreadable, non-image or too-large file.
     """
     path = Path(path)
@@ -195,7 +202,7 @@ def read_photo(path: str | Path) -> Photo:
                 if img.mode == "CMYK":
                     img, icc, more = _cmyk_to_rgb(img, icc)
                     notes += more
-                values, alpha, grey, bits = _planes(img, rawmode, notes)
+                values, alpha, grey, bits = _planes(img, rawmode, notes, compact)
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -205,8 +212,14 @@ def read_photo(path: str | Path) -> Photo:
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise UserError(f"{path}: cannot decode image ({exc})") from None
 
-    rgb = np.repeat(values[..., None], 3, axis=2) if values.ndim == 2 else values
-    return Photo(np.ascontiguousarray(rgb), alpha, grey, bits, icc, exif, source_format, notes)
+    if values.ndim == 3:
+        rgb = np.ascontiguousarray(values)
+    elif compact:
+        rgb = np.broadcast_to(values[..., None], values.shape + (3,))
+    else:
+        rgb = np.repeat(values[..., None], 3, axis=2)
+    alpha = None if alpha is None else np.ascontiguousarray(alpha)
+    return Photo(rgb, alpha, grey, bits, icc, exif, source_format, notes)
 
 
 def pick_format(path: str | Path, format: str | None = None) -> str:
@@ -222,37 +235,65 @@ def _to_8bit(values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(values), 0, 255).astype(np.uint8)
 
 
-def _image_for(photo: Photo, fmt: str, notes: list[str]) -> Image.Image:
-    """The Pillow image to save in ``fmt``: as close to the Photo as the format allows."""
-    rgb, alpha = photo.rgb, photo.alpha
-    if alpha is not None and fmt == "jpg":
-        # JPEG has no alpha: composite over white (as sr.data.images.load_rgb does on reading).
-        a = alpha[..., None] / 255.0
-        rgb, alpha = rgb * a + 255.0 * (1.0 - a), None
-        notes.append("JPEG has no alpha: transparency composited over white")
-    values = rgb[..., 0] if photo.grey else rgb  # grey: the three channels are equal
+@dataclass(frozen=True)
+class OutputKind:
+    """What a Photo becomes in one output format: the Pillow ``mode`` written (L, LA, RGB,
+    RGBA or I;16), whether alpha is ``composited`` over white (JPEG), and ``notes`` on what
+    the format could not keep."""
 
+    mode: str
+    composited: bool
+    notes: tuple[str, ...]
+
+
+def output_kind(photo: Photo, fmt: str) -> OutputKind:
+    """The mode ``photo`` is written in as ``fmt``: as close to the Photo as the format allows."""
+    notes = []
+    alpha, composited = photo.alpha is not None, False
+    if alpha and fmt == "jpg":
+        # JPEG has no alpha: composite over white (as sr.data.images.load_rgb does on reading).
+        alpha, composited = False, True
+        notes.append("JPEG has no alpha: transparency composited over white")
     if photo.bits == 16:
-        if photo.grey and alpha is None and fmt in ("png", "tiff"):
-            # 16-bit grey, from the unrounded values: v / 255 * 65535 -> I;16.
-            return Image.fromarray(np.clip(np.round(values / 255.0 * 65535.0), 0, 65535).astype(np.uint16))
+        if photo.grey and not alpha and fmt in ("png", "tiff"):
+            return OutputKind("I;16", composited, tuple(notes))
         if fmt in ("jpg", "webp"):
             notes.append(f"{PIL_FORMATS[fmt]} holds 8 bits per channel: written as 8-bit")
         else:
             kind = "grey with alpha" if photo.grey else "colour"
             notes.append(f"Pillow cannot write 16-bit {kind}: written as 8-bit")
+    grey = photo.grey
+    if grey and fmt == "webp":
+        grey = False
+        notes.append("WebP has no grey mode: written as RGB")
+    mode = ("L" if grey else "RGB") + ("A" if alpha else "")
+    return OutputKind(mode, composited, tuple(notes))
 
-    planes = values[..., None] if photo.grey else values
-    if alpha is not None:
+
+def output_pixels(values: np.ndarray, alpha: np.ndarray | None, kind: OutputKind) -> np.ndarray:
+    """Float pixels -> the array Pillow writes in ``kind.mode``: uint8, or uint16 for I;16.
+
+    ``values``: (h, w, 1) grey or (h, w, 3) colour in [0, 255], unrounded; ``alpha``: (h, w)
+    or None. Works on a whole image or on any piece of one (every step is per pixel).
+    """
+    if kind.composited:
+        a = alpha[..., None] / 255.0
+        values, alpha = values * a + 255.0 * (1.0 - a), None
+    if kind.mode == "I;16":
+        # 16-bit grey, from the unrounded values: v / 255 * 65535.
+        return np.clip(np.round(values[..., 0] / 255.0 * 65535.0), 0, 65535).astype(np.uint16)
+    colours = 1 if kind.mode in ("L", "LA") else 3
+    planes = values[..., :1] if colours == 1 else np.broadcast_to(values, values.shape[:2] + (3,))
+    if kind.mode.endswith("A"):
         planes = np.concatenate([planes, alpha[..., None]], axis=2)
     array = _to_8bit(planes)
-    if array.shape[2] == 1:
-        array = array[..., 0]
-    img = Image.fromarray(array)  # L, LA, RGB or RGBA from the shape
-    if photo.grey and fmt == "webp":
-        img = img.convert("RGBA" if alpha is not None else "RGB")
-        notes.append("WebP has no grey mode: written as RGB")
-    return img
+    return array[..., 0] if array.shape[2] == 1 else array
+
+
+def _image_for(photo: Photo, kind: OutputKind) -> Image.Image:
+    """The Pillow image of a whole Photo in ``kind``."""
+    values = photo.rgb[..., :1] if photo.grey else photo.rgb  # grey: the three channels are equal
+    return Image.fromarray(output_pixels(values, photo.alpha, kind))  # L, LA, RGB, RGBA or I;16 from the shape
 
 
 def _icc_fits(icc: bytes, mode: str) -> bool:
@@ -270,6 +311,13 @@ def write_photo(path: str | Path, photo: Photo, quality: int | None = None, form
     unknown format, a bad quality or a failed write.
     """
     fmt = pick_format(path, format)
+    kind = output_kind(photo, fmt)
+    return list(kind.notes) + write_image(path, _image_for(photo, kind), photo, fmt, quality)
+
+
+def write_image(path: str | Path, img: Image.Image, photo: Photo, fmt: str, quality: int | None = None) -> list[str]:
+    """Write ``img`` (the pixels of ``photo``, in ``output_kind(photo, fmt).mode``) to ``path``
+    atomically as ``fmt``, with ``photo``'s ICC profile and EXIF. Returns notes (see write_photo)."""
     notes: list[str] = []
     params: dict = {}
     if fmt in DEFAULT_QUALITY:
@@ -281,8 +329,6 @@ def write_photo(path: str | Path, photo: Photo, quality: int | None = None, form
         notes.append(f"quality applies to jpg and webp only: ignored for {fmt}")
     if fmt == "tiff" and features.check("libtiff"):
         params["compression"] = "tiff_deflate"  # lossless; uncompressed enlargements are huge
-
-    img = _image_for(photo, fmt, notes)
     if photo.icc:
         if _icc_fits(photo.icc, img.mode):
             params["icc_profile"] = photo.icc

@@ -1,6 +1,6 @@
 """The evaluation protocol: degrade a ground truth, run a model on the whole image, score it.
 
-Training-time evaluation and eval.py (through ``sr.inference.Upscaler``) both go through
+Training-time evaluation and eval.py (through ``sr.inference.Upscaler.score``) both go through
 ``predict`` and ``score``, so the ``eval psnr`` a run prints is the number eval.py gives
 for its checkpoint (up to float rounding when the two run with other thread counts or
 memory formats).
@@ -14,7 +14,6 @@ Two protocols differ only in how Y is taken from RGB (``PROTOCOLS``):
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,10 +22,12 @@ import torch
 from torch import nn
 
 from sr.color import rgb_to_y_tensor, rgb_to_ycbcr, ycbcr_to_rgb
-from sr.data.degradation import downscale, mod_crop, model_input, to_uint8, upscale
+from sr.data.degradation import downscale, mod_crop, to_uint8, upscale
 from sr.errors import UserError
 from sr.data.images import load_rgb
 from sr.metrics import psnr, ssim
+from sr.precision import Precision
+from sr.data.field import field_degrade
 from sr.data.realistic import jpeg_degrade
 from sr.tiling import tiled_forward
 
@@ -40,54 +41,31 @@ class Scored(NamedTuple):
     scores: dict[str, float]  # psnr, ssim (on Y); psnr_rgb, ssim_rgb for colour models
 
 
-def autocast(device: torch.device, enabled: bool, dtype: torch.dtype = torch.bfloat16):
-    """bf16 (or fp16) autocast on CPU and CUDA; a no-op when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 @torch.inference_mode()
 def predict(
     model: nn.Module,
     inputs: np.ndarray,
     scale: int,
     device: torch.device,
-    amp: bool = False,
+    precision: Precision | None = None,
     tile: int | None = None,
-    channels_last: bool = False,
 ) -> torch.Tensor:
-    """(C, h, w) model input, uint8 or float in [0, 255] -> (C, H, W) float32 output in [0, 1] on the CPU.
+    """The one forward pass: (C, h, w) model input, uint8 or float in [0, 255] -> (C, H, W)
+    float32 output in [0, 1] on the CPU.
 
-    ``scale`` is the model's own enlargement (1 for pre-upsampled models). With ``tile``,
-    the image is processed in tiles of that many input pixels. Float input is used as it
-    is (not rounded to 8 bits). ``channels_last`` hands the model an NHWC input.
+    ``scale`` is the model's own enlargement (1 for pre-upsampled models). ``precision``
+    (default: fp32, NCHW) says whether the model runs under autocast and on an NHWC input.
+    With ``tile``, the image is processed in tiles of that many input pixels. Float input
+    is used as it is (not rounded to 8 bits).
     """
+    precision = precision or Precision(device.type, None, False)
     # One conversion to float32 on the device; never in place, as a float32 array would be shared.
     x = torch.from_numpy(np.ascontiguousarray(inputs))[None].to(device=device, dtype=torch.float32) / 255.0
-    if channels_last:
+    if precision.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(device, amp):
+    with precision.autocast():
         out = tiled_forward(model, x, scale, tile) if tile else model(x)
     return out[0].float().clamp_(0, 1).cpu()
-
-
-def super_resolve(
-    model: nn.Module,
-    lr: np.ndarray,
-    scale: int,
-    layout: str,
-    color: str,
-    device: torch.device,
-    amp: bool = False,
-    tile: int | None = None,
-) -> torch.Tensor:
-    """(h, w, 3) uint8 LR RGB -> the model's (C, h * scale, w * scale) output in [0, 1].
-
-    The model input is made as the training data is (pre-upsampling and Y rounded to 8 bits).
-    """
-    inputs = model_input(lr, scale, layout, color)
-    return predict(model, inputs, scale if layout == "lr-hr" else 1, device, amp, tile)
 
 
 def ground_truth(path: str | Path, scale: int) -> np.ndarray:
@@ -102,9 +80,12 @@ def ground_truth(path: str | Path, scale: int) -> np.ndarray:
     return hr
 
 
-def degrade(hr: np.ndarray, scale: int, jpeg: int | None = None) -> np.ndarray:
+def degrade(hr: np.ndarray, scale: int, jpeg: int | str | None = None) -> np.ndarray:
     """Mod-cropped HR -> the LR a model is given: MATLAB bicubic, 8-bit; then, with ``jpeg``,
-    a Pillow JPEG save at that quality (Pillow's other defaults) and decode."""
+    a Pillow JPEG save at that quality (Pillow's other defaults) and decode. A string is a field
+    degradation instead (``sr.data.field``: "webp:75", "resaved", ...), made from the HR."""
+    if isinstance(jpeg, str):
+        return field_degrade(hr, scale, jpeg)
     lr = downscale(hr, scale)
     return lr if jpeg is None else jpeg_degrade(lr, jpeg)
 

@@ -13,6 +13,8 @@ and gives the untiled result.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -101,22 +103,12 @@ def _measure(model: nn.Module, x: torch.Tensor, tiles: list[Tile], norm: nn.Modu
     return mean.view(1, -1, 1, 1), (total_sq / n - mean.pow(2)).view(1, -1, 1, 1)
 
 
-@torch.no_grad()
-def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, radius: int | None = None) -> torch.Tensor:
-    """``model(x)`` for a (1, C, H, W) ``x``, computed tile by tile.
-
-    ``scale`` is the output/input size ratio (1 for pre-upsampled models); ``tile`` is the
-    core's side in input pixels; ``radius`` (the margin) defaults to the receptive field.
-    """
-    if x.shape[0] != 1:
-        raise ValueError("tiled_forward takes one image at a time")
-    if tile < 1:
-        raise ValueError(f"tile must be positive, got {tile}")
-    if getattr(model, "whole_image_norm", False):  # an OnnxModel with InstanceNorm: no layers to hook
-        raise UserError(f"{getattr(model, 'path', 'this model')}: normalises over the whole image (InstanceNorm), "
-                        "which tiles of an ONNX graph cannot reproduce; run it untiled or use the .pth checkpoint")
-    radius = receptive_radius(model) if radius is None else radius
-    tiles = plan_tiles(x.shape[-2], x.shape[-1], tile, radius)
+@contextmanager
+def whole_image_norms(model: nn.Module, x: torch.Tensor, tiles: list[Tile]) -> Iterator[None]:
+    """Inside, every InstanceNorm2d of ``model`` normalises with the statistics of the whole
+    (1, C, H, W) input ``x`` (measured on entry, tile by tile, one norm layer at a time), so
+    running the model on any tile region gives what the whole image gives there. A model
+    without InstanceNorm is left as it is."""
     norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
     stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -132,9 +124,38 @@ def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, radi
 
     handles = [m.register_forward_hook(normalise) for m in norms]
     try:
-        for norm in norms:
-            stats[norm] = _measure(model, x, tiles, norm)
-        out = None
+        with torch.no_grad():
+            for norm in norms:
+                stats[norm] = _measure(model, x, tiles, norm)
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def refuse_whole_image_norm(model: nn.Module) -> None:
+    """An ONNX graph with InstanceNorm has no layers to hook: its tiles cannot be made to agree."""
+    if getattr(model, "whole_image_norm", False):
+        raise UserError(f"{getattr(model, 'path', 'this model')}: normalises over the whole image (InstanceNorm), "
+                        "which tiles of an ONNX graph cannot reproduce; run it untiled or use the .pth checkpoint")
+
+
+@torch.no_grad()
+def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, radius: int | None = None) -> torch.Tensor:
+    """``model(x)`` for a (1, C, H, W) ``x``, computed tile by tile.
+
+    ``scale`` is the output/input size ratio (1 for pre-upsampled models); ``tile`` is the
+    core's side in input pixels; ``radius`` (the margin) defaults to the receptive field.
+    """
+    if x.shape[0] != 1:
+        raise ValueError("tiled_forward takes one image at a time")
+    if tile < 1:
+        raise ValueError(f"tile must be positive, got {tile}")
+    refuse_whole_image_norm(model)
+    radius = receptive_radius(model) if radius is None else radius
+    tiles = plan_tiles(x.shape[-2], x.shape[-1], tile, radius)
+    out = None
+    with whole_image_norms(model, x, tiles):
         for t in tiles:
             piece = model(_crop(x, t.region))
             if out is None:
@@ -144,7 +165,4 @@ def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, radi
             out[..., t.core[0] * scale : t.core[2] * scale, t.core[1] * scale : t.core[3] * scale] = piece[
                 ..., top : top + height, left : left + width
             ]
-    finally:
-        for h in handles:
-            h.remove()
     return out

@@ -48,20 +48,36 @@ def default_weights(path: str | Path) -> tuple[str, str]:
     return DEFAULT_WEIGHTS, f"{history.container} without compression damage"
 
 
+# Shipped weights are .safetensors; a weights/ folder from before them holds .pth, still read.
+SHIPPED_SUFFIXES = (".safetensors", ".pth")
+
+
 def shipped_names(weights_dir: Path | None = None) -> list[str]:
     """The shipped checkpoints' names (``fsrcnn_x3``, ...), sorted."""
-    return sorted(p.stem for p in (weights_dir or WEIGHTS_DIR).glob("*.pth"))
+    folder = weights_dir or WEIGHTS_DIR
+    return sorted({p.stem for suffix in SHIPPED_SUFFIXES for p in folder.glob(f"*{suffix}")})
+
+
+def shipped_file(name: str, weights_dir: Path | None = None) -> Path | None:
+    """weights/<name>.safetensors, else weights/<name>.pth, else None."""
+    for suffix in SHIPPED_SUFFIXES:
+        path = (weights_dir or WEIGHTS_DIR) / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
 
 
 def resolve_weights(spec: str | Path, weights_dir: Path | None = None) -> Path:
-    """A checkpoint (.pth) or ONNX (.onnx) file, or the name of a shipped checkpoint
-    (``fsrcnn_x3`` -> weights/fsrcnn_x3.pth); ``weights_dir`` defaults to the weights/ folder
-    beside the ``sr`` package. Raises UserError naming the shipped ones."""
+    """A weights file (.safetensors, .pth, .onnx, or a community model's .pt/.ckpt), or the name
+    of a shipped checkpoint (``fsrcnn_x3`` -> weights/fsrcnn_x3.safetensors, or .pth from before);
+    ``weights_dir`` defaults to the weights/ folder beside the ``sr`` package. Raises UserError
+    naming the shipped ones."""
     path, spec, folder = Path(spec), str(spec), weights_dir or WEIGHTS_DIR
     if path.is_file():
         return path
-    shipped = folder / (spec if spec.endswith(".pth") else f"{spec}.pth")
-    if os.sep not in spec and shipped.is_file():
+    name = spec.removesuffix(path.suffix) if path.suffix in SHIPPED_SUFFIXES else spec
+    shipped = shipped_file(name, folder) if os.sep not in spec and name else None
+    if shipped:
         return shipped
     names = shipped_names(folder)
     known = f" (shipped: {', '.join(names)})" if names else ""

@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import stat
@@ -12,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sr.checkpoint import MAX_DISCRIMINATOR_PARAMETERS, MAX_PARAMETERS, bare_module, load_checkpoint, save_checkpoint, validate_checkpoint
+from sr.checkpoint import (MAX_DISCRIMINATOR_PARAMETERS, MAX_PARAMETERS, bare_module, is_checkpoint, load_checkpoint,
+                           save_checkpoint, save_weights, validate_checkpoint)
 from sr.errors import UserError
 from sr.models import MODELS, Discriminator, create_model
+from sr.weights import shipped_file, shipped_names
 from tests.conftest import ROOT
 
 
@@ -90,7 +93,7 @@ def test_a_checkpoint_gets_the_usual_file_mode(tmp_path):
 
 def _shipped(name: str) -> dict:
     """A shipped checkpoint as saved, without the format tag that save_checkpoint adds."""
-    state = torch.load(ROOT / "weights" / f"{name}.pth", map_location="cpu", weights_only=True)
+    state = load_checkpoint(shipped_file(name))
     del state["format"]
     return state
 
@@ -174,9 +177,77 @@ def test_each_bad_field_is_refused_in_one_line_naming_it(tmp_path, case):
     assert "\n" not in text and text.startswith(f"{tmp_path / 'bad.pth'}: checkpoint field '")
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "weights").glob("*.pth")))
+@pytest.mark.parametrize("name", shipped_names())
 def test_every_shipped_checkpoint_is_valid(name):
-    assert load_checkpoint(ROOT / "weights" / f"{name}.pth")["arch"] in MODELS
+    assert load_checkpoint(shipped_file(name))["arch"] in MODELS
+
+
+# --- Weights as safetensors (issue 23): the same fields, as JSON strings in the metadata, no pickle.
+
+WEIGHTS_ONLY = [case for case in BAD if case not in ("state_dict not a dict", "epoch negative", "step a string",
+                                                      "best_psnr nan", "optimizer not a dict")]
+
+
+@pytest.mark.parametrize("case", WEIGHTS_ONLY)
+def test_each_bad_field_is_refused_from_safetensors_metadata_too(tmp_path, case):
+    name, edit, message = BAD[case]
+    state = _shipped(name)
+    edit(state)
+    save_weights(tmp_path / "bad.safetensors", state)
+    with pytest.raises(UserError, match=message) as info:
+        load_checkpoint(tmp_path / "bad.safetensors")
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{tmp_path / 'bad.safetensors'}: checkpoint field '")
+
+
+def test_weights_round_trip_through_safetensors_bit_for_bit_and_an_old_pth_still_loads(tmp_path):
+    state = _shipped("srresnet_x4")
+    save_weights(tmp_path / "w.safetensors", state)
+    save_checkpoint(tmp_path / "old.pth", state)  # a .pth as shipped before safetensors
+    new, old = load_checkpoint(tmp_path / "w.safetensors"), load_checkpoint(tmp_path / "old.pth")
+    assert {k: new[k] for k in new if k != "model"} == {k: old[k] for k in old if k != "model"}
+    assert new["model"].keys() == old["model"].keys()
+    assert all(torch.equal(new["model"][k], old["model"][k]) and new["model"][k].dtype == old["model"][k].dtype
+               for k in old["model"])
+    assert is_checkpoint(tmp_path / "w.safetensors") and is_checkpoint(tmp_path / "old.pth")
+    # The facts are JSON strings, readable by any safetensors tool.
+    header = json.loads((tmp_path / "w.safetensors").read_bytes()[8:8 + struct.unpack("<Q", (tmp_path / "w.safetensors").read_bytes()[:8])[0]])
+    assert json.loads(header["__metadata__"]["model_kwargs"]) == state["model_kwargs"]
+    assert json.loads(header["__metadata__"]["arch"]) == "srresnet-noin"
+
+
+def _raw_safetensors(path: Path, header: dict, data: bytes) -> Path:
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+SAFETENSORS_BAD = {
+    "shorter than 8 bytes": (None, b"\x01\x02", r"shorter than its 8-byte header length"),
+    "header longer than the file": (None, struct.pack("<Q", 1 << 40) + b"{}", r"declares a header of 1,099,511,627,776 bytes in a file of 10"),
+    "header not JSON": (None, struct.pack("<Q", 3) + b"{{{", r"its header is not JSON"),
+    "offsets outside the data": ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1 << 33]}}, bytes(16), r"data_offsets \[0, 8589934592\] outside the file's 16 data bytes"),
+    "shape and offsets disagree": ({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}, bytes(16), r"shape \[3\] of F32 does not take the 16 bytes"),
+    "tensors overlap": ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}},
+                        bytes(16), r"overlap or leave gaps"),
+    "unknown dtype": ({"w": {"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}}, bytes(16), r"no dtype this reader knows"),
+    "metadata not strings": ({"__metadata__": {"format": 1}}, b"", r"__metadata__ is not a map of strings to strings"),
+    "no format tag": ({"__metadata__": {"arch": '"fsrcnn"'}}, b"", r"not a checkpoint of this project \(no 'sr-checkpoint-v1' format tag"),
+    "unknown metadata key": ({"__metadata__": {"format": '"sr-checkpoint-v1"', "run": "x"}}, b"", r"unknown key 'run'"),
+    "metadata value not JSON": ({"__metadata__": {"format": '"sr-checkpoint-v1"', "arch": "fsrcnn"}}, b"", r"metadata 'arch' is not JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAFETENSORS_BAD))
+def test_a_bad_safetensors_file_is_refused_in_one_line_before_its_data_is_read(tmp_path, case):
+    header, data, message = SAFETENSORS_BAD[case]
+    path = tmp_path / "bad.safetensors"
+    if header is None:
+        path.write_bytes(data)
+    else:
+        _raw_safetensors(path, header, data)
+    with pytest.raises(UserError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and str(info.value).startswith(str(path))
 
 
 def test_half_precision_weights_and_training_fields_are_valid(tmp_path):

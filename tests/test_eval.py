@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -265,3 +266,128 @@ def test_scoring_is_fp32_unless_asked_and_enlarging_follows_the_hardware(tmp_pat
         _eval("--weights", weights, "--image", photo, "--upscale", "--output", tmp_path / "big.png", *extra)
     assert [u.precision.name for u in seen] == ["bf16", "fp32"]
     assert seen[0].precision.chosen_by == "hardware"
+
+
+def test_scoring_refuses_outputs_that_overwrite_an_input_or_each_other_before_any_work(tmp_path, capsys):
+    # Issue 21, row 7: `--image dir/foo_bicubic_x3.png --image dir/foo.png --out-dir dir` overwrote
+    # the first input with foo.png's bicubic result, and p.png in two folders wrote over each
+    # other's results; --upscale already refused both before enlarging anything.
+    rng = np.random.default_rng(7)
+    for folder in ("dir", "a", "b"):
+        (tmp_path / folder).mkdir()
+    for path in ("dir/foo.png", "dir/foo_bicubic_x3.png", "a/p.png", "b/p.png"):
+        Image.fromarray(smooth_image(rng, 30, 36)).save(tmp_path / path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.png")}
+    cases = [
+        (["--image", tmp_path / "dir/foo_bicubic_x3.png", "--image", tmp_path / "dir/foo.png", "--out-dir", tmp_path / "dir"],
+         "its output .*foo_bicubic_x3.png is an input, which is never overwritten"),
+        (["--image", tmp_path / "a/p.png", "--image", tmp_path / "b/p.png", "--out-dir", tmp_path / "out"],
+         "a/p.png and .*b/p.png would both be written to .*p_bicubic_x3.png"),
+    ]
+    for argv, message in cases:
+        argv = ["--weights", "fsrcnn_x3", *map(str, argv), "--device", "cpu"]
+        assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert re.search(message, err), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.png")} == before  # nothing written, nothing overwritten
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------- one bad file, bounded memory
+
+
+def test_a_memory_error_on_one_image_skips_it_and_the_batch_goes_on(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(smooth_image(rng, 14, 12)).save(folder / name)
+    import sr.inference
+
+    real, calls = sr.inference.Upscaler.enlarge_image, []
+
+    def enlarge_or_run_out(self, photo, *args, **kwargs):
+        calls.append(photo)
+        if len(calls) == 2:  # the second image (b.png) runs out of memory
+            raise MemoryError("Unable to allocate 4.29 GiB for an array with shape (24000, 32000, 3) and data type float64")
+        return real(self, photo, *args, **kwargs)
+
+    monkeypatch.setattr(sr.inference.Upscaler, "enlarge_image", enlarge_or_run_out)
+    argv = ["--weights", "fsrcnn_x2", "--upscale", str(folder), "--out-dir", str(tmp_path / "out"), "--device", "cpu"]
+    assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert f"skipped {folder / 'b.png'}: out of memory (Unable to allocate 4.29 GiB" in err
+    assert err.splitlines()[-1].endswith("1 of 3 images failed") and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_fsrcnn_x2.png", "c_fsrcnn_x2.png"]
+
+
+def test_an_unexpected_error_or_a_broken_decoder_is_one_line(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(smooth_image(np.random.default_rng(4), 14, 12)).save(folder / "a.png")
+    Image.fromarray(smooth_image(np.random.default_rng(5), 14, 12)).save(folder / "b.jpg")
+    data = (folder / "b.jpg").read_bytes()
+    (folder / "b.jpg").write_bytes(data[: len(data) // 2])  # truncated: the decoder fails half way
+    import sr.photo
+
+    monkeypatch.setattr(sr.photo, "output_pixels", lambda *a: (_ for _ in ()).throw(RuntimeError("a bug\nsecond line")))
+    import sr.streaming
+
+    monkeypatch.setattr(sr.streaming, "output_pixels", sr.photo.output_pixels)
+    argv = ["--weights", "fsrcnn_x2", "--upscale", str(folder), "--out-dir", str(tmp_path / "out"), "--device", "cpu"]
+    assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert f"skipped {folder / 'a.png'}: RuntimeError: a bug\n" in err and "second line" not in err
+    assert f"skipped {folder / 'b.jpg'}: " in err and "2 of 2 images failed" in err.splitlines()[-1]
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_model_runs(tmp_path, capsys, monkeypatch, photo):
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setattr(eval_script.Upscaler, "load", lambda *a, **k: pytest.fail("a model was loaded"))
+    argv = ["--weights", "fsrcnn_x2", "--upscale", str(photo), "--out-dir", str(tmp_path / "afile" / "out"), "--device", "cpu"]
+    assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "afile/out: cannot write enlarged images there" in err
+
+
+_UNDER_A_LIMIT = """
+import resource, sys
+import eval as eval_script
+from sr.cli import run
+from sr.inference import Upscaler
+import numpy as np
+from sr.photo import Photo, read_photo
+
+def address_space():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+src, out = sys.argv[1], sys.argv[2]
+up = Upscaler.load("fsrcnn_x2", "cpu", amp=False)
+up.enlarge_image(Photo(rgb=np.zeros((8, 8, 3))), "png")  # threads started, kernels built
+limit = address_space() + 400 * 2**20  # what the process has now, and 400 MB more
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    up.enlarge_photo(read_photo(src))  # the whole-image path: several float64 arrays of 27 MP
+    print("whole-image path: fits")
+except MemoryError:
+    print("whole-image path: MemoryError")
+sys.argv = ["eval.py"]
+code = run(eval_script.main, lambda: eval_script.parse_args(
+    ["--weights", "fsrcnn_x2", "--upscale", src, "--output", out, "--device", "cpu"]))
+print("exit", code)
+"""
+
+
+def test_an_image_too_large_for_the_whole_image_path_streams_under_an_address_space_limit(tmp_path):
+    """1500x1500 -> 3000x3000 (9 MP): the whole-image path needs about 0.7 GB more; the limit allows 400 MB."""
+    Image.fromarray(smooth_image(np.random.default_rng(8), 1500, 1500)).save(tmp_path / "big.png")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+    result = subprocess.run([sys.executable, "-c", _UNDER_A_LIMIT, str(tmp_path / "big.png"), str(tmp_path / "out.png")],
+                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert "whole-image path: MemoryError" in result.stdout, result.stdout + result.stderr
+    assert "exit 0" in result.stdout, result.stdout + result.stderr[-2000:]
+    with Image.open(tmp_path / "out.png") as img:
+        assert img.size == (3000, 3000) and img.mode == "RGB"

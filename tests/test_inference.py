@@ -1,4 +1,4 @@
-"""sr.inference: one loaded model that enlarges photos (from float input) and scores images."""
+"""sr.inference: one loaded model that enlarges photos (from float input) and scores images (sr.evaluation)."""
 
 import ast
 
@@ -11,10 +11,12 @@ from torch import nn
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.color import rgb_to_y
 from sr.errors import UserError
-from sr.protocol import score, super_resolve, to_rgb_image
+from sr.data.degradation import model_input
+from sr.protocol import predict, score, to_rgb_image
 from sr.data.degradation import downscale, mod_crop, upscale
 from sr.imresize import imresize
-from sr.inference import Upscaler, evaluate_image
+from sr.evaluation import evaluate_image
+from sr.inference import Upscaler
 from sr.weights import resolve_weights, shipped_names
 from sr.photo import read_photo
 from tests.conftest import ROOT, smooth_image
@@ -35,9 +37,9 @@ class Recorder(nn.Module):
 
 
 def test_weights_resolve_by_path_or_shipped_name(tmp_path):
-    assert resolve_weights("fsrcnn_x3") == ROOT / "weights" / "fsrcnn_x3.pth"
-    assert resolve_weights("fsrcnn_x3.pth") == ROOT / "weights" / "fsrcnn_x3.pth"
-    assert resolve_weights(ROOT / "weights" / "srcnn_x2.pth") == ROOT / "weights" / "srcnn_x2.pth"
+    assert resolve_weights("fsrcnn_x3") == ROOT / "weights" / "fsrcnn_x3.safetensors"
+    assert resolve_weights("fsrcnn_x3.pth") == ROOT / "weights" / "fsrcnn_x3.safetensors"  # an old name still finds it
+    assert resolve_weights(ROOT / "weights" / "srcnn_x2.safetensors") == ROOT / "weights" / "srcnn_x2.safetensors"
     assert "srresnet_x4" in shipped_names()
     with pytest.raises(UserError, match=r"nope_x3: no such checkpoint file or shipped weights \(shipped: fsrcnn_x2, "):
         resolve_weights("nope_x3")
@@ -54,13 +56,14 @@ def test_load_knows_the_checkpoint_and_the_precision():
 
 
 def test_the_protocol_path_is_the_training_path():
-    """Upscaler.score gives what training's evaluation (super_resolve + score) gives."""
+    """Upscaler.score gives what training's evaluation (predict on the training-data input, then score) gives."""
     hr = mod_crop(smooth_image(RNG, 50, 44), 3)
     lr = downscale(hr, 3)
     for name in ("srcnn_x3", "fsrcnn_x3"):
-        state = load_checkpoint(ROOT / "weights" / f"{name}.pth")
+        state = load_checkpoint(ROOT / "weights" / f"{name}.safetensors")
         net = model_from_checkpoint(state)
-        pred = super_resolve(net, lr, 3, state["layout"], state["color"], torch.device("cpu"))
+        inputs = model_input(lr, 3, state["layout"], state["color"])
+        pred = predict(net, inputs, 3 if state["layout"] == "lr-hr" else 1, torch.device("cpu"))
         result = Upscaler.load(name, "cpu", amp=False).score(lr, hr)
         assert result.scores == pytest.approx(score(pred, hr, 3), abs=1e-6)
         assert np.abs(result.image.astype(int) - to_rgb_image(pred, upscale(lr, 3))).max() <= 1
@@ -101,7 +104,7 @@ def test_bicubic_upscaler_resizes_once():
     big = up.enlarge_photo(Photo(rgb=rgb), outscale=2.5)
     assert np.array_equal(big.rgb, np.clip(imresize(rgb, size=(20, 25)), 0, 255))
     with pytest.raises(ValueError, match="no network"):
-        up.run(np.zeros((3, 4, 4)))
+        up._forward(np.zeros((3, 4, 4)))
 
 
 def test_evaluate_image_scores_both_and_checks_the_scale(tmp_path):
@@ -134,7 +137,7 @@ def test_for_inference_is_the_same_function(name, scale):
 
     from sr.models import create_model
     from sr.tiling import receptive_radius, tiled_forward
-    from sr.inference import for_inference
+    from sr.models.inference_forms import for_inference
 
     torch.manual_seed(0)
     net, kwargs = create_model(name, scale)
@@ -152,3 +155,17 @@ def test_for_inference_is_the_same_function(name, scale):
     if name.startswith("fsrcnn"):  # the rewritten deconv reports a tighter margin: tiles must still agree
         tiled = tiled_forward(fast, x[:1], scale if name == "fsrcnn-paper" else 1, tile=5)
         assert (tiled - ref[:1]).abs().max().item() < 1e-4
+
+
+def test_nothing_below_the_enlarger_imports_it():
+    """The layers: weights policy, layer forms, the forward, streaming and scoring never import sr.inference."""
+    for path in sorted((ROOT / "sr").rglob("*.py")):
+        if path.name == "inference.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+                node.body = []  # annotations only
+        names = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        names |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert "sr.inference" not in names, path

@@ -12,7 +12,8 @@ import eval as eval_script
 from sr.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from sr.cli import run
 from sr.errors import UserError
-from sr.protocol import super_resolve
+from sr.data.degradation import model_input
+from sr.protocol import predict
 from sr.export import export_onnx, main, parse_args
 from sr.models import create_model
 from sr.tiling import receptive_radius, tiled_forward
@@ -24,7 +25,7 @@ else:
     pytest.importorskip("onnxruntime", reason='pip install -e ".[onnx]"')
 from sr.onnx_runtime import OnnxModel  # noqa: E402
 
-SHIPPED = sorted(p.stem for p in (ROOT / "weights").glob("*.pth"))
+SHIPPED = sorted(p.stem for p in (ROOT / "weights").glob("*.safetensors"))
 CPU = torch.device("cpu")
 
 
@@ -34,8 +35,8 @@ def exported(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("onnx")
     out = {}
     for name in SHIPPED:
-        state = load_checkpoint(ROOT / "weights" / f"{name}.pth")
-        export_onnx(ROOT / "weights" / f"{name}.pth", folder / f"{name}.onnx")
+        state = load_checkpoint(ROOT / "weights" / f"{name}.safetensors")
+        export_onnx(ROOT / "weights" / f"{name}.safetensors", folder / f"{name}.onnx")
         out[name] = (model_from_checkpoint(state).float(), state, OnnxModel(folder / f"{name}.onnx"))
     return out
 
@@ -48,8 +49,9 @@ def test_every_shipped_model_is_exported():
 def test_onnx_gives_the_pytorch_image_within_1_255(exported, name):
     net, state, onnx_model = exported[name]
     lr = smooth_image(np.random.default_rng(1), 36, 40)  # (h, w, 3) uint8 LR, as eval.py gets it
-    args = (lr, state["scale"], state["layout"], state["color"], CPU)
-    ref, got = super_resolve(net, *args), super_resolve(onnx_model, *args)
+    inputs = model_input(lr, state["scale"], state["layout"], state["color"])
+    model_scale = state["scale"] if state["layout"] == "lr-hr" else 1
+    ref, got = predict(net, inputs, model_scale, CPU), predict(onnx_model, inputs, model_scale, CPU)
     assert got.shape == ref.shape == (1 if state["color"] == "y" else 3, 36 * state["scale"], 40 * state["scale"])
     assert (got - ref).abs().max().item() <= 1 / 255
     assert (got - ref).abs().max().item() < 1e-4  # in fact fp32 round-off only
@@ -77,7 +79,7 @@ def test_metadata_round_trips(exported):
         assert onnx_model.receptive_radius == receptive_radius(net) > 1
         assert onnx_model.whole_image_norm is False
         meta = onnx_model.session.get_modelmeta().custom_metadata_map
-        assert meta["format"] == "sr-onnx-v1" and meta["source"] == f"{name}.pth"
+        assert meta["format"] == "sr-onnx-v1" and meta["source"] == f"{name}.safetensors"
 
 
 def test_tiled_onnx_matches_untiled_pytorch(exported):
@@ -128,7 +130,7 @@ def test_bad_inputs_give_one_line(tmp_path, capsys):
     assert not (tmp_path / "a.onnx").exists()
 
     good = tmp_path / "good.onnx"
-    export_onnx(ROOT / "weights" / "srcnn_x2.pth", good)
+    export_onnx(ROOT / "weights" / "srcnn_x2.safetensors", good)
     data = good.read_bytes()
     (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
     (tmp_path / "text.onnx").write_text("not a model\n")
@@ -151,7 +153,7 @@ def test_missing_extra_names_the_install_command(monkeypatch, tmp_path):
     with pytest.raises(UserError, match=r'pip install -e "\.\[onnx\]"'):
         OnnxModel(tmp_path / "x.onnx")
     with pytest.raises(UserError, match=r'pip install -e "\.\[onnx\]"'):
-        export_onnx(ROOT / "weights" / "srcnn_x2.pth", tmp_path / "x.onnx")
+        export_onnx(ROOT / "weights" / "srcnn_x2.safetensors", tmp_path / "x.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +192,7 @@ def test_onnx_metadata_passes_the_same_field_checks_as_a_checkpoint(tmp_path):
     import onnx
 
     good = tmp_path / "good.onnx"
-    export_onnx(ROOT / "weights" / "fsrcnn_x3.pth", good)
+    export_onnx(ROOT / "weights" / "fsrcnn_x3.safetensors", good)
     cases = {
         "scale": ("0", r"ONNX metadata field 'scale' is 0; it must be an integer >= 2"),
         "layout": ("upsampled", r"ONNX metadata field 'layout' is 'upsampled', but fsrcnn-paper is an 'lr-hr' model"),

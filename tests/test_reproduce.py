@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from experiments import reproduce
+from sr.checkpoint import load_checkpoint
 from tests.conftest import ROOT
 
 RETRAINED = ("fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4", "srcnn_x2", "srcnn_x3", "srcnn_x4")
@@ -41,8 +42,8 @@ def test_a_replayed_recipe_gives_the_same_weights(tmp_path, data_root, monkeypat
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # bit-identical needs the same thread count (float sums' order)
     reproduce.main(reproduce.parse_args([str(first / "weights" / "toy.json"), "--out-dir", str(replay),
                                          "--data-root", str(data_root), "--keep-precision"]))
-    original = torch.load(first / "weights" / "toy.pth", weights_only=True)["model"]
-    replayed = torch.load(replay / "weights" / "toy.pth", weights_only=True)["model"]
+    original = load_checkpoint(first / "weights" / "toy.safetensors")["model"]
+    replayed = load_checkpoint(replay / "weights" / "toy.safetensors")["model"]
     assert original.keys() == replayed.keys()
     assert all(torch.equal(original[k], replayed[k]) for k in original)
     assert [r["command"] for r in json.loads((replay / "weights" / "toy.json").read_text())["runs"]] == \

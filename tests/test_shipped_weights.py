@@ -1,9 +1,11 @@
 """The checkpoints in weights/ load, match their recipes, and score what the recipes say."""
 
 import json
+import re
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import eval as eval_script
@@ -11,9 +13,11 @@ from sr.color import rgb_to_y
 from sr.inference import Upscaler
 from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS
 from sr.protocol import degrade, ground_truth
+from sr.checkpoint import load_checkpoint
+from sr.weights import shipped_file, shipped_names
 from tests.conftest import ROOT
 
-SHIPPED = sorted((ROOT / "weights").glob("*.pth"))
+SHIPPED = [shipped_file(name) for name in shipped_names()]
 
 
 def recipe_of(path):
@@ -49,6 +53,30 @@ def test_shipped_weights_score_their_recorded_set5_result(path, data_root):
         assert summary["model_mean"]["psnr"] > summary["bicubic_mean"]["psnr"] + 0.5
 
 
+def test_every_shipped_model_is_safetensors_and_no_pickle_ships_beside_it():
+    """Issue 23: weights/NAME.safetensors in place of weights/NAME.pth, the recipe beside it."""
+    assert SHIPPED and all(p.suffix == ".safetensors" for p in SHIPPED)
+    assert not list((ROOT / "weights").glob("*.pth"))
+    assert all(p.with_suffix(".json").is_file() for p in SHIPPED)
+
+
+def test_the_readme_loader_runs_as_written(monkeypatch):
+    """The README's plain-PyTorch loader (between its 'loader' markers), run verbatim from the repository root."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- loader:start -->\s*```python\n(.*?)```\s*<!-- loader:end -->", readme, re.S)
+    assert block, "README.md lost its loader snippet (<!-- loader:start --> ... <!-- loader:end -->)"
+    monkeypatch.chdir(ROOT)
+    scope: dict = {}
+    exec(compile(block.group(1), "README.md (loader)", "exec"), scope)  # noqa: S102 (the README's own text)
+    state = load_checkpoint(ROOT / scope["path"])
+    assert scope["facts"] == {k: state[k] for k in state if k != "model"}
+    model, lr = scope["model"], scope["lr"]
+    assert not model.training and scope["sr"].shape[-1] == lr.shape[-1] * state["scale"]
+    with torch.no_grad():
+        expected = Upscaler.load(ROOT / scope["path"], "cpu", amp=False).net(lr)
+    assert torch.allclose(scope["sr"], expected, atol=1e-5)
+
+
 def test_upscale_without_weights_uses_the_default_and_keeps_colour(tmp_path):
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, size=(24, 30, 3), dtype=np.uint8)
@@ -56,7 +84,7 @@ def test_upscale_without_weights_uses_the_default_and_keeps_colour(tmp_path):
     out = tmp_path / "big.png"
     eval_script.main(eval_script.parse_args(["--image", str(tmp_path / "photo.png"), "--upscale", "--output", str(out),
                                              "--device", "cpu"]))
-    scale = recipe_of(ROOT / "weights" / f"{DEFAULT_WEIGHTS}.pth")["scale"]
+    scale = recipe_of(ROOT / "weights" / f"{DEFAULT_WEIGHTS}.json")["scale"]
     with Image.open(out) as result:
         assert result.mode == "RGB" and result.size == (30 * scale, 24 * scale)
         enlarged = np.asarray(result)
@@ -108,7 +136,7 @@ def test_without_weights_ordinary_jpegs_get_the_photo_model_and_the_rest_the_cle
     printed = capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == sorted([
         f"photo_{PHOTO_WEIGHTS}.jpg", f"disguised_{PHOTO_WEIGHTS}.png", f"fine_{DEFAULT_WEIGHTS}.jpg", f"clean_{DEFAULT_WEIGHTS}.png"])
-    photo_line, = [line for line in printed.splitlines() if f"{PHOTO_WEIGHTS}.pth" in line]
+    photo_line, = [line for line in printed.splitlines() if f"{PHOTO_WEIGHTS}.safetensors" in line]
     assert "2 images" in photo_line and f"JPEG quality {PHOTO_MAX_QUALITY} or lower" in photo_line
     # --weights picks one model for every input, JPEG or not.
     eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / "photo.jpg"), str(tmp_path / "clean.png"),

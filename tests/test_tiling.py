@@ -5,6 +5,7 @@ from PIL import Image
 
 import eval as eval_script
 import sr.inference
+import sr.streaming
 from sr.checkpoint import save_checkpoint
 from sr.protocol import quantize
 from sr.inference import Upscaler
@@ -80,16 +81,18 @@ def test_large_inputs_are_tiled_automatically(tmp_path, monkeypatch):
     save_checkpoint(tmp_path / "w.pth", dict(arch="srresnet-tailin", model_kwargs=kwargs, scale=2, color="rgb",
                                              layout="lr-hr", model=model.state_dict()))
     Image.fromarray(smooth_image(np.random.default_rng(3), 40, 40)).save(tmp_path / "in.png")
-    calls = []
-    real = sr.inference.predict
-    monkeypatch.setattr(sr.inference, "predict", lambda *a: calls.append(a[5]) or real(*a))
-    monkeypatch.setattr(sr.inference, "AUTO_TILE_ABOVE", 30 * 30)
-    monkeypatch.setattr(sr.inference, "AUTO_TILE", 16)
+    regions = []
+    real = sr.streaming.predict
+    monkeypatch.setattr(sr.streaming, "predict", lambda net, x, *a: regions.append(x.shape[-2:]) or real(net, x, *a))
+    monkeypatch.setattr(sr.streaming, "AUTO_TILE_ABOVE", 30 * 30)
+    monkeypatch.setattr(sr.streaming, "auto_tile", lambda *a: 16)
     argv = ["--weights", str(tmp_path / "w.pth"), "--image", str(tmp_path / "in.png"), "--upscale", "--device", "cpu",
             "--no-amp"]
     eval_script.main(eval_script.parse_args([*argv, "--output", str(tmp_path / "auto.png")]))
+    assert len(regions) == 9  # 40x40 in tiles of 16: 3 x 3
+    regions.clear()
     eval_script.main(eval_script.parse_args([*argv, "--output", str(tmp_path / "whole.png"), "--tile", "1000"]))
-    assert calls == [16, 1000]
+    assert regions == [(40, 40)]
     auto = np.asarray(Image.open(tmp_path / "auto.png")).astype(int)
     whole = np.asarray(Image.open(tmp_path / "whole.png")).astype(int)
     assert np.abs(auto - whole).max() <= 1
@@ -102,6 +105,6 @@ def test_the_auto_tile_limit_counts_lr_pixels_for_every_layout(monkeypatch):
     monkeypatch.setattr(sr.inference, "predict", lambda *a: calls.append(a[5]))
     net, _ = create_model("srcnn", 3)
     up = Upscaler(net.eval(), arch="srcnn", scale=3, color="y", layout="upsampled")
-    up.run(np.zeros((1, 90, 90)))  # LR 30x30: at the limit
-    up.run(np.zeros((1, 93, 93)))  # LR 31x31: over it
+    up._forward(np.zeros((1, 90, 90)))  # LR 30x30: at the limit
+    up._forward(np.zeros((1, 93, 93)))  # LR 31x31: over it
     assert calls == [None, sr.inference.AUTO_TILE]
