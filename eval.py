@@ -39,7 +39,8 @@ from sr.data.images import find_images, save_image
 from sr.evaluation import Evaluation, evaluate_image, mean_scores
 from sr.inference import Upscaler
 from sr.streaming import AUTO_TILE, AUTO_TILE_ABOVE
-from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, default_weights
+from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, blended_checkpoint, default_weights, resolve_weights
 from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_image
 
 
@@ -56,9 +57,11 @@ def _outscale(text: str) -> float:
 def parse_args(argv: list[str] | None = None):
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--weights", help="a checkpoint (.pth), an ONNX export (.onnx, run by onnxruntime), or a shipped "
-                     f"name such as fsrcnn_x3 (see weights/); --upscale defaults to {PHOTO_WEIGHTS} for JPEGs saved at "
-                     f"quality {PHOTO_MAX_QUALITY} or lower and to {DEFAULT_WEIGHTS} for everything else")
+    src.add_argument("--weights", help="a shipped name such as fsrcnn_x3 (see weights/), one of our checkpoints (.safetensors, "
+                     ".pth), an ONNX export (.onnx, run by onnxruntime), or a community model spandrel detects (.pth, "
+                     f".safetensors, ...; the [zoo] extra). --upscale without it: {PHOTO_WEIGHTS} for what went through "
+                     f"lossy compression (JPEGs of quality {PHOTO_MAX_QUALITY} or lower, lossy WebP, screenshots of such), "
+                     f"{DEFAULT_WEIGHTS} for the rest, read from each file")
     src.add_argument("--bicubic", action="store_true", help="plain bicubic instead of a model (needs --scale)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--image", action="append", metavar="PATH",
@@ -101,6 +104,10 @@ def parse_args(argv: list[str] | None = None):
                          help="bf16 autocast. Enlarging: on by default where the device computes bf16 natively "
                               "(AMX/AVX512-BF16 CPU, bf16 GPU), off elsewhere. Scoring: off unless --amp is given, "
                               "so a measurement is exact fp32 (bf16 may move scores in the second decimal)")
+    src.add_argument("--denoise", type=_strength, metavar="S",
+                      help=f"instead of --weights: {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS} blended weight by weight, 0 the "
+                           "clean model, 1 the photo model (Real-ESRGAN's -dn); lower keeps more fine texture and more "
+                           "compression damage")
     compute.add_argument("--tta", action="store_true",
                          help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
                               "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")
@@ -109,6 +116,16 @@ def parse_args(argv: list[str] | None = None):
                          f"needs, scoring uses {AUTO_TILE}; both only for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
                          f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
     return p.parse_args(argv)
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a strength from 0 to 1, got {text!r}")
+    return value
 
 
 def _field_kind(text: str) -> str:
@@ -125,9 +142,28 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, weights: str 
         if args.scale is None:
             raise UserError("--bicubic needs --scale")
         return Upscaler.bicubic(args.scale) if enlarging else None
-    if args.weights is None and not enlarging:
+    if args.weights is None and args.denoise is None and not enlarging:
         raise UserError("give --weights CHECKPOINT (or a shipped name), or --bicubic --scale N")
+    if args.denoise is not None:
+        return _denoised(args, device, amp)
     upscaler = Upscaler.load(weights or args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
+    if args.scale is not None and args.scale != upscaler.scale:
+        raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
+    if args.tta:
+        upscaler.net = SelfEnsemble(upscaler.net)
+    return upscaler
+
+
+def _denoised(args, device, amp: bool | None) -> Upscaler:
+    """--denoise S: srresnet_x4 and real_srresnet_x4 blended weight by weight, loaded like any checkpoint."""
+    if args.weights is not None or args.bicubic:
+        raise UserError(f"--denoise blends {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS}; leave out --weights and --bicubic")
+    blend = blended_checkpoint(load_checkpoint(resolve_weights(DEFAULT_WEIGHTS)), load_checkpoint(resolve_weights(PHOTO_WEIGHTS)),
+                               args.denoise)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{blend['name']}.pth"
+        save_checkpoint(path, blend)
+        upscaler = Upscaler.load(path, device, amp, args.tile)
     if args.scale is not None and args.scale != upscaler.scale:
         raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
     if args.tta:
@@ -190,7 +226,8 @@ def upscale_mode(args, device) -> list[Path]:
     # Without --weights each input gets the shipped model for its kind: JPEGs of ordinary
     # quality the photo model, everything else the clean one. Each model loads once.
     _check_writable(args.output.parent if args.output else args.out_dir)
-    chosen = {src: default_weights(src) if args.weights is None and not args.bicubic else (None, "") for src in files}
+    picks = args.weights is None and args.denoise is None and not args.bicubic
+    chosen = {src: default_weights(src) if picks else (None, "") for src in files}
     upscalers = {w: load_upscaler(args, device, args.amp, enlarging=True, weights=w) for w, _ in chosen.values()}
     jobs = []
     for src in files:

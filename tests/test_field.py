@@ -61,3 +61,24 @@ def test_eval_degrade_scores_the_degraded_lr_and_records_it(tmp_path, image_fold
     assert json.loads(out.read_text())["degrade"] == "webp:30"
     with pytest.raises(SystemExit):
         eval_script.parse_args(["--bicubic", "--scale", "3", "--dataset", "x", "--degrade", "gif:3"])
+
+
+def test_denoise_blends_the_clean_and_the_photo_model_weight_by_weight(tmp_path):
+    import torch
+
+    from sr.checkpoint import load_checkpoint
+    from sr.weights import DEFAULT_WEIGHTS, PHOTO_WEIGHTS, blended_checkpoint, resolve_weights
+
+    clean, photo = (load_checkpoint(resolve_weights(n)) for n in (DEFAULT_WEIGHTS, PHOTO_WEIGHTS))
+    half = blended_checkpoint(clean, photo, 0.5)["model"]
+    for name, value in clean["model"].items():
+        assert torch.allclose(half[name], (value + photo["model"][name]) / 2, atol=1e-7), name
+    assert all(torch.equal(blended_checkpoint(clean, photo, 0.0)["model"][k], v) for k, v in clean["model"].items())
+    # Through eval.py: strength 0 enlarges exactly as the clean model does.
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    for flags, folder in ((["--denoise", "0"], "blend"), (["--weights", DEFAULT_WEIGHTS], "clean")):
+        eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / "a.png"), "--out-dir", str(tmp_path / folder),
+                                                 "--device", "cpu", "--no-amp", *flags]))
+    (blend,), (plain,) = (list((tmp_path / f).iterdir()) for f in ("blend", "clean"))
+    assert np.array_equal(np.array(Image.open(blend)), np.array(Image.open(plain)))
