@@ -107,7 +107,7 @@ def test_pretrain_hands_its_generator_to_the_gan_phase(tmp_path, rgb_x2, pretrai
     assert isinstance(result["discriminator"], Discriminator)
     # Exported, the GAN run ships its generator alone, and its recipe names both phases.
     export_weights.main([str(tmp_path / "gan"), "--name", "srgan_x2", "--out-dir", str(tmp_path / "weights")])
-    shipped = load_checkpoint(tmp_path / "weights" / "srgan_x2.pth")
+    shipped = load_checkpoint(tmp_path / "weights" / "srgan_x2.safetensors")
     assert "discriminator" not in shipped and shipped["model"].keys() == pre["model"].keys()
     recipe = json.loads((tmp_path / "weights" / "srgan_x2.json").read_text())
     assert [r["run"] for r in recipe["runs"]] == [str(pretrained.parent), str(tmp_path / "gan")]
