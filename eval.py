@@ -27,7 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sr.atomic import atomic_write_text
-from sr.cli import ArgumentParser, percent, positive_int, run, scale_type
+from sr.cli import ArgumentParser, fraction, percent, positive_int, run, scale_type
 from sr.data.field import check_kind
 from sr.data.sets import data_root, resolve_images
 from sr.distributed import select_device
@@ -104,7 +104,7 @@ def parse_args(argv: list[str] | None = None):
                          help="bf16 autocast. Enlarging: on by default where the device computes bf16 natively "
                               "(AMX/AVX512-BF16 CPU, bf16 GPU), off elsewhere. Scoring: off unless --amp is given, "
                               "so a measurement is exact fp32 (bf16 may move scores in the second decimal)")
-    src.add_argument("--denoise", type=_strength, metavar="S",
+    src.add_argument("--denoise", type=fraction, metavar="S",
                       help=f"instead of --weights: {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS} blended weight by weight, 0 the "
                            "clean model, 1 the photo model (Real-ESRGAN's -dn); lower keeps more fine texture and more "
                            "compression damage")
@@ -116,16 +116,6 @@ def parse_args(argv: list[str] | None = None):
                          f"needs, scoring uses {AUTO_TILE}; both only for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
                          f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
     return p.parse_args(argv)
-
-
-def _strength(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a strength from 0 to 1, got {text!r}")
-    return value
 
 
 def _field_kind(text: str) -> str:

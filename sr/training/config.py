@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from sr import distributed
 from sr.checkpoint import load_checkpoint
-from sr.cli import add_device, add_scale, non_negative_int, percent, positive_float, positive_int
+from sr.cli import add_device, add_scale, decay, non_negative_int, percent, positive_float, positive_int
 from sr.data.field import check_kind
 from sr.data.h5 import DEFAULT_SETS, default_h5_path
 from sr.data.sets import portable
@@ -44,7 +44,7 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
     p.add_argument("--last-layer-lr", type=positive_float, default=1.0, metavar="F",
                    help="learning rate of the last layer (FSRCNN's deconvolution, SRCNN's reconstruction) as a multiple "
                         "of --lr; the SRCNN and FSRCNN papers use 0.1 (default 1)")
-    p.add_argument("--ema", type=ema_decay, default=0.0, metavar="DECAY",
+    p.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
                    help="keep an exponential moving average of the weights, updated every step with this decay "
                         "(e.g. 0.999, as BasicSR's ema_decay); it is what is evaluated, chosen as best.pth and "
                         "exported, the trained weights are kept beside it for resuming (default 0: off)")
@@ -77,17 +77,6 @@ def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str
                         "for every kind of file (default: the clean LR)")
     p.add_argument("--load", choices=("auto", "memory", "lazy"), default="auto",
                    help="read the patch file into memory, or batch by batch from disk (auto: memory if it fits in half the free RAM)")
-
-
-def ema_decay(text: str) -> float:
-    """An argparse ``type``: 0 (off) or a decay in (0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected 0 (off) or a decay in (0, 1), e.g. 0.999, got {text!r}")
-    return value
 
 
 def field_kind(text: str) -> str:
