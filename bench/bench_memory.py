@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", default="srresnet_x4", help="a shipped name or checkpoint (default: the default model)")
     p.add_argument("--quick", action="store_true", help="a 1000x750 photo instead of 4000x3000")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=3, help="timed runs of the 1-megapixel speed check")
+    p.add_argument("--runs", type=int, default=3, help="timed runs of the 1-megapixel speed check (0: skip it)")
+    p.add_argument("--cases", nargs="+", choices=("model-scale", "outscale2"), default=["model-scale", "outscale2"],
+                   help="which enlargements to measure (each is an hour of one core with the default model)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     width, height = (1000, 750) if args.quick else (4000, 3000)
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         print("| case | output | peak RSS above baseline | per output pixel | 8-bit output | target | time |")
         print("|---|---|---|---|---|---|---|")
         scale = Upscaler.load(args.weights, "cpu").scale
-        for outscale in (None, 2):
+        for outscale in [{"model-scale": None, "outscale2": 2}[case] for case in args.cases]:
             factor = outscale or scale
             out_w, out_h = width * factor, height * factor
             command = [sys.executable, "eval.py", "--weights", args.weights, "--upscale", str(folder / "photo.jpg"),
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| x{factor:g}{' (--outscale 2)' if outscale else ''} | {out_w}x{out_h} ({pixels / 1e6:.0f} MP) | "
                   f"{above:.0f} MB | {above * MB / pixels:.2f} B | {eight_bit:.0f} MB | <= {target:.0f} MB: {verdict} | "
                   f"{seconds:.0f} s |")
+        if args.runs == 0:
+            return
         stream, whole = speed_ratio(args.weights, folder, args.runs)
         print(f"\n1-megapixel result, read to written, median of {args.runs}: streaming {stream:.2f} s, "
               f"whole-image {whole:.2f} s, ratio {stream / whole:.2f} (<= 1: no slower)")
