@@ -15,6 +15,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from sr.data.h5 import DEFAULT_SETS, TEST_SETS, VALIDATION_SUFFIX, EvalWriter, P
 from sr.data.sets import content_hash, data_root, portable, resolve_images, test_set_hashes
 from sr.data.degradation import downscale, mod_crop, model_input, to_planes, to_uint8
 from sr.imresize import imresize
+from sr.metrics import smallest_scored_side
 from sr.errors import UserError
 from sr.data.images import load_rgb
 from sr.models import COLORS, LAYOUTS
@@ -75,15 +77,54 @@ def parse_args(argv: list[str] | None = None):
     return p.parse_args(argv)
 
 
-def _check_geometry(args) -> None:
-    if args.layout == "lr-hr":
-        for name in ("patch_size", "stride"):
-            if getattr(args, name) % args.scale:
-                flag = "--" + name.replace("_", "-")
-                raise UserError(f"{flag} {getattr(args, name)} is not a multiple of --scale {args.scale}, "
-                                "which the lr-hr layout needs so that LR patches line up with HR ones")
-    if args.patch_size < 2 * args.scale:
-        raise UserError(f"--patch-size {args.patch_size} is too small for x{args.scale}")
+@dataclass(frozen=True)
+class Packing:
+    """Every setting of one call, defaults filled in and checked before any image is read."""
+
+    scale: int
+    layout: str
+    color: str
+    images: tuple[str, ...]
+    eval_images: str | None
+    val_images: int | None  # None: the default share (sr.data.h5.held_out)
+    patch_size: int
+    stride: int
+    augment: bool
+    rescale: tuple[float, ...]
+    max_images: int
+    root: Path
+    output: Path | None  # None: named after the image set, once it is resolved
+    eval_output: Path | None
+
+    @classmethod
+    def settle(cls, args: argparse.Namespace) -> Packing:
+        patch, stride = default_patch(args.scale, args.layout, args.color)
+        cfg = cls(scale=args.scale, layout=args.layout, color=args.color,
+                  images=tuple(args.images or [DEFAULT_SETS[args.color][0]]), eval_images=args.eval_images,
+                  val_images=args.val_images, patch_size=args.patch_size or patch, stride=args.stride or stride,
+                  augment=args.augment, rescale=tuple(args.rescale or (PAPER_RESCALE if args.augment else (1.0,))),
+                  max_images=args.max_images, root=data_root(args.data_root), output=args.output,
+                  eval_output=args.eval_output)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        if self.layout == "lr-hr":
+            for flag, value in (("--patch-size", self.patch_size), ("--stride", self.stride)):
+                if value % self.scale:
+                    raise UserError(f"{flag} {value} is not a multiple of --scale {self.scale}, "
+                                    "which the lr-hr layout needs so that LR patches line up with HR ones")
+        if self.patch_size < 2 * self.scale:
+            raise UserError(f"--patch-size {self.patch_size} is too small for x{self.scale}")
+        if self.eval_images and self.val_images:
+            raise UserError("--val-images holds images out of the training set; with --eval-images the validation set is given")
+        if not self.eval_images and self.val_images == 0:
+            raise UserError("--val-images 0 holds no image out: name a validation set with --eval-images")
+
+    def outputs(self, name: str, val_name: str) -> tuple[Path, Path]:
+        """(training file, validation file), by default named after the resolved image sets."""
+        return (self.output or default_h5_path(name, self.scale, self.layout, self.color),
+                self.eval_output or default_h5_path(val_name, self.scale, self.layout, self.color))
 
 
 def _source(files: list[Path], root: Path) -> str:
@@ -93,28 +134,30 @@ def _source(files: list[Path], root: Path) -> str:
                      for f in folders)
 
 
-def recorded_command(args, root: Path, output: Path, eval_output: Path) -> str:
+def recorded_command(cfg: Packing, held: int, output: Path, eval_output: Path) -> str:
     """This call with every setting spelled out, as the files record it: a recipe replays it.
 
+    ``held``: how many images were held out for validation (the default's count is named).
     The data root is left out (it is the replaying machine's: $SR_DATA or --data-root).
     """
-    words = ["python", "prepare_h5.py", "--scale", str(args.scale), "--layout", args.layout, "--color", args.color,
-             "--images", *(portable(spec, root) for spec in args.images)]
-    if args.eval_images:
-        words += ["--eval-images", portable(args.eval_images, root)]
-    elif args.val_images is not None:
-        words += ["--val-images", str(args.val_images)]
-    words += ["--patch-size", str(args.patch_size), "--stride", str(args.stride)]
-    if args.augment:
+    root = cfg.root
+    words = ["python", "prepare_h5.py", "--scale", str(cfg.scale), "--layout", cfg.layout, "--color", cfg.color,
+             "--images", *(portable(spec, root) for spec in cfg.images)]
+    if cfg.eval_images:
+        words += ["--eval-images", portable(cfg.eval_images, root)]
+    else:
+        words += ["--val-images", str(held)]
+    words += ["--patch-size", str(cfg.patch_size), "--stride", str(cfg.stride)]
+    if cfg.augment:
         words.append("--augment")
-    words += ["--rescale", *(f"{f:g}" for f in args.rescale)]
-    if args.max_images:
-        words += ["--max-images", str(args.max_images)]
+    words += ["--rescale", *(f"{f:g}" for f in cfg.rescale)]
+    if cfg.max_images:
+        words += ["--max-images", str(cfg.max_images)]
     words += ["--output", portable(output, root), "--eval-output", portable(eval_output, root)]
     return shlex.join(words)
 
 
-def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
+def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
     """(training name, training files, validation name, validation files), disjoint.
 
     Validation images are held out of the training images unless --eval-images names
@@ -122,8 +165,9 @@ def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
     by content (sha256 of the file), not by path or name: a copy of an image under another
     name, or the same folder under a symlink, is the same image.
     """
+    root = cfg.root
     names, files = [], []
-    for spec in args.images:
+    for spec in cfg.images:
         name, found = resolve_images(spec, root)
         names.append(name)
         files += found
@@ -138,23 +182,21 @@ def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
               "each image is used once", file=sys.stderr)
         files = list(by_content.values())
     test_images = test_set_hashes(root, TEST_SETS)
-    for spec, set_name in zip(args.images, names):
+    for spec, set_name in zip(cfg.images, names):
         if set_name in TEST_SETS:
             raise UserError(f"--images {spec}: {set_name} is a test set; it is never trained on (score it with eval.py)")
     for digest, path in by_content.items():
         if digest in test_images:
             raise UserError(f"--images: {path} is {test_images[digest]} of a test set (same content); "
                             "a test set is never trained on (score it with eval.py)")
-    if args.eval_images:
-        if args.val_images:
-            raise UserError("--val-images holds images out of the training set; with --eval-images the validation set is given")
-        val_name, val_files = resolve_images(args.eval_images, root)
+    if cfg.eval_images:
+        val_name, val_files = resolve_images(cfg.eval_images, root)
         val_hashes = {content_hash(path): path for path in val_files}
         in_test = [digest for digest in val_hashes if digest in test_images]
         if val_name in TEST_SETS or in_test:
             what = f"{val_name} is a test set" if val_name in TEST_SETS else \
                 f"{val_hashes[in_test[0]]} is {test_images[in_test[0]]} of a test set (same content)"
-            raise UserError(f"--eval-images {args.eval_images}: {what}, and the validation set picks the "
+            raise UserError(f"--eval-images {cfg.eval_images}: {what}, and the validation set picks the "
                             "best epoch; leave --eval-images out to hold out training images, and score test sets "
                             "with eval.py after training")
         overlap = [path for digest, path in val_hashes.items() if digest in by_content]
@@ -162,36 +204,33 @@ def choose_images(args, root: Path) -> tuple[str, list[Path], str, list[Path]]:
             raise UserError(f"--eval-images shares {len(overlap)} image(s) with the training images (same content), "
                             f"e.g. {sorted(overlap)[0].name}")
     else:
-        if args.val_images == 0:
-            raise UserError("--val-images 0 holds no image out: name a validation set with --eval-images")
-        val_name, val_files = name + VALIDATION_SUFFIX, held_out(files, args.val_images)
+        val_name, val_files = name + VALIDATION_SUFFIX, held_out(files, cfg.val_images)
         files = [f for f in files if f not in set(val_files)]
-    if args.max_images:
-        files = files[: args.max_images]
+    if cfg.max_images:
+        files = files[: cfg.max_images]
     return name, files, val_name, val_files
 
 
-def write_training_file(args, root: Path, name: str, files: list[Path], held: list[Path], command: str) -> dict:
-    output = args.output
-    lr_side = args.patch_size if args.layout == "upsampled" else args.patch_size // args.scale
-    channels = COLORS[args.color]
-    attrs = dict(kind="train", scale=args.scale, layout=args.layout, color=args.color, patch_size=args.patch_size,
-                 stride=args.stride, augment=args.augment, rescale=json.dumps(list(args.rescale)), degradation=DEGRADATION,
-                 source=_source(files, root), source_name=name, held_out=json.dumps([Path(f).name for f in held]),
+def write_training_file(cfg: Packing, output: Path, name: str, files: list[Path], held: list[Path], command: str) -> dict:
+    lr_side = cfg.patch_size if cfg.layout == "upsampled" else cfg.patch_size // cfg.scale
+    channels = COLORS[cfg.color]
+    attrs = dict(kind="train", scale=cfg.scale, layout=cfg.layout, color=cfg.color, patch_size=cfg.patch_size,
+                 stride=cfg.stride, augment=cfg.augment, rescale=json.dumps(list(cfg.rescale)), degradation=DEGRADATION,
+                 source=_source(files, cfg.root), source_name=name, held_out=json.dumps([Path(f).name for f in held]),
                  command=command)
-    writer = PatchWriter(output, (channels, lr_side, lr_side), (channels, args.patch_size, args.patch_size), attrs)
+    writer = PatchWriter(output, (channels, lr_side, lr_side), (channels, cfg.patch_size, cfg.patch_size), attrs)
     used, skipped = 0, []
     try:
-        for path in tqdm(files, desc=f"patches {name} x{args.scale}", unit="img"):
+        for path in tqdm(files, desc=f"patches {name} x{cfg.scale}", unit="img"):
             image = load_rgb(path)
             cut = 0
-            for factor in args.rescale:
-                hr_rgb = mod_crop(image if factor == 1 else to_uint8(imresize(image, factor)), args.scale)
-                if min(hr_rgb.shape[:2]) < args.patch_size:
+            for factor in cfg.rescale:
+                hr_rgb = mod_crop(image if factor == 1 else to_uint8(imresize(image, factor)), cfg.scale)
+                if min(hr_rgb.shape[:2]) < cfg.patch_size:
                     continue
-                inputs = model_input(downscale(hr_rgb, args.scale), args.scale, args.layout, args.color)
-                lr, hr = patch_pairs(inputs, to_planes(hr_rgb, args.color), args.scale, args.layout, args.patch_size, args.stride)
-                if args.augment:
+                inputs = model_input(downscale(hr_rgb, cfg.scale), cfg.scale, cfg.layout, cfg.color)
+                lr, hr = patch_pairs(inputs, to_planes(hr_rgb, cfg.color), cfg.scale, cfg.layout, cfg.patch_size, cfg.stride)
+                if cfg.augment:
                     lr, hr = np.concatenate(dihedral(lr)), np.concatenate(dihedral(hr))
                 writer.append(lr, hr)
                 cut += 1
@@ -200,32 +239,31 @@ def write_training_file(args, root: Path, name: str, files: list[Path], held: li
                 continue
             used += 1
         if skipped:
-            tqdm.write(f"warning: skipped {len(skipped)} image(s) smaller than a {args.patch_size}px patch: "
+            tqdm.write(f"warning: skipped {len(skipped)} image(s) smaller than a {cfg.patch_size}px patch: "
                        + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
         if writer.count == 0:
-            raise UserError(f"no patches: every image in {name} is smaller than --patch-size {args.patch_size}")
+            raise UserError(f"no patches: every image in {name} is smaller than --patch-size {cfg.patch_size}")
         writer.commit(images=used, patches=writer.count)
     except BaseException:
         writer.abort()
         raise
     return dict(path=output, images=used, patches=writer.count, lr=(channels, lr_side, lr_side),
-                hr=(channels, args.patch_size, args.patch_size))
+                hr=(channels, cfg.patch_size, cfg.patch_size))
 
 
-def write_eval_file(args, root: Path, name: str, files: list[Path], command: str) -> dict:
-    output = args.eval_output
-    attrs = dict(kind="eval", scale=args.scale, layout=args.layout, color=args.color, degradation=DEGRADATION,
-                 source=_source(files, root), source_name=name, command=command)
+def write_eval_file(cfg: Packing, output: Path, name: str, files: list[Path], command: str) -> dict:
+    attrs = dict(kind="eval", scale=cfg.scale, layout=cfg.layout, color=cfg.color, degradation=DEGRADATION,
+                 source=_source(files, cfg.root), source_name=name, command=command)
     writer = EvalWriter(output, attrs)
     used = 0
     try:
-        for path in tqdm(files, desc=f"eval {name} x{args.scale}", unit="img"):
-            hr_rgb = mod_crop(load_rgb(path), args.scale)
+        for path in tqdm(files, desc=f"eval {name} x{cfg.scale}", unit="img"):
+            hr_rgb = mod_crop(load_rgb(path), cfg.scale)
             # Scoring crops `scale` pixels per side and SSIM needs an 11x11 window inside.
-            if min(hr_rgb.shape[:2]) < 2 * args.scale + 11:
-                tqdm.write(f"warning: skipped {path.name}: too small for x{args.scale} evaluation", file=sys.stderr)
+            if min(hr_rgb.shape[:2]) < smallest_scored_side(cfg.scale):
+                tqdm.write(f"warning: skipped {path.name}: too small for x{cfg.scale} evaluation", file=sys.stderr)
                 continue
-            writer.add(path.stem, model_input(downscale(hr_rgb, args.scale), args.scale, args.layout, args.color), hr_rgb)
+            writer.add(path.stem, model_input(downscale(hr_rgb, cfg.scale), cfg.scale, cfg.layout, cfg.color), hr_rgb)
             used += 1
         if used == 0:
             raise UserError(f"no usable evaluation images in {name}")
@@ -237,29 +275,20 @@ def write_eval_file(args, root: Path, name: str, files: list[Path], command: str
 
 
 def main(args) -> dict:
-    args.images = args.images or [DEFAULT_SETS[args.color][0]]
-    patch, stride = default_patch(args.scale, args.layout, args.color)
-    args.patch_size = args.patch_size or patch
-    args.stride = args.stride or stride
-    args.rescale = tuple(args.rescale or (PAPER_RESCALE if args.augment else (1.0,)))
-    _check_geometry(args)
-    root = data_root(args.data_root)
+    cfg = Packing.settle(args)
     start = time.perf_counter()
-    name, files, val_name, val_files = choose_images(args, root)
-    args.output = args.output or default_h5_path(name, args.scale, args.layout, args.color)
-    args.eval_output = args.eval_output or default_h5_path(val_name, args.scale, args.layout, args.color)
-    if not args.eval_images:
-        args.val_images = len(val_files)  # the recorded command names the default's count
-    command = recorded_command(args, root, args.output, args.eval_output)
-    train = write_training_file(args, root, name, files, [] if args.eval_images else val_files, command)
-    evaluation = write_eval_file(args, root, val_name, val_files, command)
+    name, files, val_name, val_files = choose_images(cfg)
+    output, eval_output = cfg.outputs(name, val_name)
+    command = recorded_command(cfg, len(val_files), output, eval_output)
+    train = write_training_file(cfg, output, name, files, [] if cfg.eval_images else val_files, command)
+    evaluation = write_eval_file(cfg, eval_output, val_name, val_files, command)
     seconds = time.perf_counter() - start
     size_mb = (train["path"].stat().st_size + evaluation["path"].stat().st_size) / 1e6
     print(f"wrote {train['path']}: {train['images']} images, {train['patches']} patches, "
-          f"lr {train['lr']} hr {train['hr']} uint8{', augmented x8' if args.augment else ''}"
-          + (f", rescaled by {' '.join(f'{f:g}' for f in args.rescale)}" if args.rescale != (1.0,) else ""))
+          f"lr {train['lr']} hr {train['hr']} uint8{', augmented x8' if cfg.augment else ''}"
+          + (f", rescaled by {' '.join(f'{f:g}' for f in cfg.rescale)}" if cfg.rescale != (1.0,) else ""))
     print(f"wrote {evaluation['path']}: {evaluation['images']} whole validation images"
-          + ("" if args.eval_images else f", held out of the training images: {', '.join(Path(f).stem for f in val_files)}"))
+          + ("" if cfg.eval_images else f", held out of the training images: {', '.join(Path(f).stem for f in val_files)}"))
     print(f"{size_mb:.1f} MB in {seconds:.1f} s")
     return dict(train=train, eval=evaluation, seconds=seconds)
 

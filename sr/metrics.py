@@ -13,6 +13,14 @@ import torch.nn.functional as F
 
 from sr.color import rgb_to_y_tensor
 
+SSIM_WINDOW = 11  # MATLAB ssim_index's Gaussian window, valid region only
+
+
+def smallest_scored_side(scale: int) -> int:
+    """The smallest HR side that can be scored at ``scale``: the protocol crops ``scale``
+    pixels from every side, and SSIM's window must fit in what is left."""
+    return 2 * scale + SSIM_WINDOW
+
 
 def _prepare(img: torch.Tensor, crop_border: int, y_channel: bool) -> torch.Tensor:
     if img.ndim != 4:
@@ -34,7 +42,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_chann
     return 10.0 * torch.log10(1.0 / mse)  # mse == 0 gives +inf
 
 
-def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = SSIM_WINDOW, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()

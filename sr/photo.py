@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from sr.atomic import atomic_path
+from sr.data.degradation import to_uint8
 from sr.errors import UserError
 
 # Output formats: canonical name -> Pillow's format name. Keys of EXTENSIONS are what
@@ -231,10 +232,6 @@ def pick_format(path: str | Path, format: str | None = None) -> str:
     return EXTENSIONS[name]
 
 
-def _to_8bit(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(values), 0, 255).astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class OutputKind:
     """What a Photo becomes in one output format: the Pillow ``mode`` written (L, LA, RGB,
@@ -286,7 +283,7 @@ def output_pixels(values: np.ndarray, alpha: np.ndarray | None, kind: OutputKind
     planes = values[..., :1] if colours == 1 else np.broadcast_to(values, values.shape[:2] + (3,))
     if kind.mode.endswith("A"):
         planes = np.concatenate([planes, alpha[..., None]], axis=2)
-    array = _to_8bit(planes)
+    array = to_uint8(planes)
     return array[..., 0] if array.shape[2] == 1 else array
 
 

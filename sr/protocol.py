@@ -25,7 +25,7 @@ from sr.color import rgb_to_y_tensor, rgb_to_ycbcr, ycbcr_to_rgb
 from sr.data.degradation import downscale, mod_crop, to_uint8, upscale
 from sr.errors import UserError
 from sr.data.images import load_rgb
-from sr.metrics import psnr, ssim
+from sr.metrics import psnr, smallest_scored_side, ssim
 from sr.precision import Precision
 from sr.data.field import field_degrade
 from sr.data.realistic import jpeg_degrade
@@ -74,9 +74,9 @@ def ground_truth(path: str | Path, scale: int) -> np.ndarray:
     Raises UserError when it is too small to score (the SSIM window after the border crop).
     """
     hr = mod_crop(load_rgb(path), scale)
-    if min(hr.shape[:2]) < 2 * scale + 11:
+    if min(hr.shape[:2]) < smallest_scored_side(scale):
         raise UserError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is too small to evaluate at x{scale} "
-                        f"(needs at least {2 * scale + 11} px a side; use --upscale to just enlarge it)")
+                        f"(needs at least {smallest_scored_side(scale)} px a side; use --upscale to just enlarge it)")
     return hr
 
 

@@ -216,7 +216,8 @@ def test_hold_out_and_test_sets_go_by_content_not_by_path(tmp_path, image_folder
     with h5py.File(train) as f, h5py.File(val) as g:
         assert f.attrs["images"] == 7 - 2 - 1  # as from the folder alone: no image twice, no held-out one back
         held = set(g["images"])
-    name, files, _, val_files = prepare_h5.choose_images(prepare_h5.parse_args([*argv, "--images", "train", str(link)]), root)
+    name, files, _, val_files = prepare_h5.choose_images(
+        prepare_h5.Packing.settle(prepare_h5.parse_args([*argv, "--images", "train", str(link)])))
     assert len(files) == 5 and not {f.stem for f in files} & held and len(val_files) == 2
 
     # A data root with a test set: its images, under any name or folder, are never training or validation data.
