@@ -1,4 +1,5 @@
-"""Shared fixtures: the benchmark data root, small synthetic images, tiny HDF5 files."""
+"""Shared fixtures and helpers: the benchmark data root, small synthetic images, tiny HDF5 files,
+checkpoints of untrained networks, and a Ctrl-C at a chosen batch."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from torch import nn
 
 import prepare_h5
+from sr.checkpoint import bare_module
+from sr.models import MODELS, create_model, model_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +46,17 @@ def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         channels.append(0.5 + 0.25 * np.sin(a * xx + rng.uniform(0, 6)) * np.cos(b * yy) + 0.15 * np.sin(c * (xx + yy)))
     img = np.stack(channels, axis=2) + rng.normal(0, 0.02, size=(h, w, 3))
     return np.clip(img * 255, 0, 255).round().astype(np.uint8)
+
+
+PHOTO_HW = (62, 50)  # not multiples of 3 on purpose: x3 scoring must crop them (to 60 x 48)
+
+
+@pytest.fixture(scope="session")
+def photo(tmp_path_factory) -> Path:
+    """One photo-like PNG of PHOTO_HW pixels: what eval.py --image and --upscale get in the tests."""
+    path = tmp_path_factory.mktemp("photo") / "photo.png"
+    Image.fromarray(smooth_image(np.random.default_rng(5), *PHOTO_HW)).save(path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +94,39 @@ def read_metrics(run: Path) -> list[dict[str, str]]:
     """A run folder's metrics.csv, one dict per epoch."""
     with open(run / "metrics.csv") as f:
         return list(csv.DictReader(f))
+
+
+def weights_only_checkpoint(arch: str, scale: int, color: str | None = None, *, model: nn.Module | None = None) -> dict:
+    """A checkpoint of ``model`` (default: a fresh ``create_model(arch, scale, color)``) holding what
+    eval.py and sr.export read to rebuild it, and nothing a resume needs; ``save_checkpoint`` or
+    ``save_weights`` write it.
+
+    Tests need loadable weights without training a run. The fields are the ones
+    ``sr.training.state.checkpoint`` puts first, which needs a whole run's config to call;
+    ``model_kwargs`` comes from the model table, as ``create_model`` built ``model`` from it.
+    """
+    if model is None:
+        model, _ = create_model(arch, scale, color)
+    spec = MODELS[arch]
+    return dict(arch=arch, model_kwargs=model_kwargs(arch, scale, color), scale=scale, color=color or spec.color,
+                layout=spec.layout, model=bare_module(model).state_dict())
+
+
+def interrupt_at_call(monkeypatch, n: int) -> None:
+    """Make the training loop's ``n``-th ``to_device`` call raise KeyboardInterrupt, as a Ctrl-C there would.
+
+    The loop moves two tensors (LR, HR) to the device per batch, so ``n = 2 * k + 1`` stops
+    before batch ``k + 1`` runs, after ``k`` batches are done. ``monkeypatch.undo()`` ends it.
+    """
+    import sr.training.loop  # here, not at the top: only the training tests need the training stack
+
+    calls = {"n": 0}
+    real = sr.training.loop.to_device
+
+    def to_device_or_stop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sr.training.loop, "to_device", to_device_or_stop)

@@ -17,7 +17,7 @@ from sr.atomic import AtomicFile, atomic_path, atomic_write_bytes, atomic_write_
 from sr.checkpoint import load_checkpoint, save_checkpoint
 from sr.data.h5 import EvalWriter, PatchWriter, read_attrs
 from sr.errors import UserError
-from sr.models import create_model
+from tests.conftest import weights_only_checkpoint
 
 
 def _names(folder: Path) -> list[str]:
@@ -108,9 +108,7 @@ def test_a_folder_that_cannot_be_made_is_one_line(tmp_path):
 
 
 def _state(epoch: int) -> dict:
-    model, kwargs = create_model("fsrcnn", 3)
-    return dict(arch="fsrcnn", model_kwargs=kwargs, scale=3, color="y", layout="upsampled",
-                model=model.state_dict(), epoch=epoch)
+    return dict(weights_only_checkpoint("fsrcnn", 3), epoch=epoch)
 
 
 def test_a_checkpoint_write_that_fails_half_way_keeps_the_old_one(tmp_path, monkeypatch):

@@ -6,10 +6,10 @@ import torch
 import eval as eval_script
 import train_srcnn
 import train_srgan
-from sr.checkpoint import load_checkpoint
+from sr.checkpoint import load_checkpoint, save_checkpoint
 from sr.models import create_model
 from sr.tiling import tiled_forward
-from tests.conftest import make_h5
+from tests.conftest import make_h5, weights_only_checkpoint
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -55,11 +55,7 @@ def test_cuda_and_cpu_agree_and_tiles_match():
 
 
 def test_eval_on_cuda(tmp_path, image_folders):
-    from sr.checkpoint import save_checkpoint
-
-    model, kwargs = create_model("fsrcnn-paper", 3)
-    save_checkpoint(tmp_path / "w.pth", dict(arch="fsrcnn-paper", model_kwargs=kwargs, scale=3, color="y", layout="lr-hr",
-                                             model=model.state_dict()))
+    save_checkpoint(tmp_path / "w.pth", weights_only_checkpoint("fsrcnn-paper", 3))
     scores = {}
     for device in ("cpu", "cuda"):
         summary = eval_script.main(eval_script.parse_args(["--weights", str(tmp_path / "w.pth"), "--dataset",

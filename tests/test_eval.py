@@ -14,26 +14,13 @@ from sr.cli import run
 from sr.errors import UserError
 from sr.data.degradation import downscale
 from sr.protocol import bicubic_score, ground_truth
-from sr.models import create_model
 from sr.data.realistic import jpeg_degrade
-from tests.conftest import ROOT, smooth_image
+from tests.conftest import ROOT, smooth_image, weights_only_checkpoint
 
 
 def _checkpoint(path, arch, scale, color=None):
     torch.manual_seed(0)
-    model, kwargs = create_model(arch, scale, color)
-    from sr.models import MODELS
-
-    spec = MODELS[arch]
-    save_checkpoint(path, dict(arch=arch, model_kwargs=kwargs, scale=scale, color=color or spec.color,
-                               layout=spec.layout, model=model.state_dict()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("photo") / "photo.png"
-    Image.fromarray(smooth_image(np.random.default_rng(5), 62, 50)).save(path)
+    save_checkpoint(path, weights_only_checkpoint(arch, scale, color))
     return path
 
 

@@ -12,14 +12,17 @@ from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.color import rgb_to_y
 from sr.errors import UserError
 from sr.data.degradation import model_input
+from sr.data.h5 import load_eval_set
 from sr.protocol import predict, score, to_rgb_image
-from sr.data.degradation import downscale, mod_crop, upscale
+from sr.data.degradation import downscale, upscale
 from sr.imresize import imresize
 from sr.evaluation import evaluate_image
 from sr.inference import Upscaler
-from sr.weights import resolve_weights, shipped_names
+from sr.models import MODELS
+from sr.training.loop import evaluate
+from sr.weights import resolve_weights, shipped_file, shipped_names
 from sr.photo import read_photo
-from tests.conftest import ROOT, smooth_image
+from tests.conftest import ROOT, make_h5, smooth_image
 
 RNG = np.random.default_rng(0)
 
@@ -55,18 +58,28 @@ def test_load_knows_the_checkpoint_and_the_precision():
     assert Upscaler.load("srcnn_x2", "cpu", amp=True).precision.name == "bf16"
 
 
-def test_the_protocol_path_is_the_training_path():
-    """Upscaler.score gives what training's evaluation (predict on the training-data input, then score) gives."""
-    hr = mod_crop(smooth_image(RNG, 50, 44), 3)
-    lr = downscale(hr, 3)
-    for name in ("srcnn_x3", "fsrcnn_x3"):
-        state = load_checkpoint(ROOT / "weights" / f"{name}.safetensors")
-        net = model_from_checkpoint(state)
-        inputs = model_input(lr, 3, state["layout"], state["color"])
-        pred = predict(net, inputs, 3 if state["layout"] == "lr-hr" else 1, torch.device("cpu"))
-        result = Upscaler.load(name, "cpu", amp=False).score(lr, hr)
-        assert result.scores == pytest.approx(score(pred, hr, 3), abs=1e-6)
+@pytest.mark.parametrize("name,layout", [("srcnn_x3", "upsampled"), ("fsrcnn_x3", "lr-hr")])
+def test_upscaler_scores_an_eval_file_as_training_evaluates_it(tmp_path, image_folders, name, layout):
+    """eval.py's scoring (Upscaler.score, from the LR image) gives the PSNR/SSIM that training's
+    ``evaluate`` prints each epoch (from the model input prepare_h5.py stored), image by image and on average."""
+    _, eval_file = make_h5(tmp_path, image_folders, 3, "--layout", layout)
+    attrs, images = load_eval_set(eval_file)
+    up = Upscaler.load(name, "cpu", amp=False)
+    assert (attrs["layout"], attrs["color"]) == (up.layout, up.color) and len(images) == 3
+    state = load_checkpoint(shipped_file(name))
+    net = model_from_checkpoint(state)  # the plain module, as a run scores it
+    input_scale, cpu, results = MODELS[state["arch"]].input_scale(3), torch.device("cpu"), []  # as train_srcnn.py calls evaluate
+    for image in images:
+        lr = downscale(image.hr, 3)
+        assert np.array_equal(model_input(lr, 3, up.layout, up.color), image.inputs)  # the stored input is the LR's
+        result = up.score(lr, image.hr)
+        pred = predict(net, image.inputs, input_scale, cpu)
+        assert result.scores == pytest.approx(evaluate(net, [image], 3, input_scale, cpu), abs=1e-6)
+        assert result.scores == pytest.approx(score(pred, image.hr, 3), abs=1e-6)
         assert np.abs(result.image.astype(int) - to_rgb_image(pred, upscale(lr, 3))).max() <= 1
+        results.append(result.scores)
+    mean = {k: sum(r[k] for r in results) / len(results) for k in results[0]}
+    assert mean == pytest.approx(evaluate(net, images, 3, input_scale, cpu), abs=1e-6)
 
 
 def test_enlarge_computes_from_float_input_for_upsampled_y_models():

@@ -3,6 +3,7 @@ import torch
 
 from sr.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
 from sr.models import MODELS, Discriminator, create_model, list_models, model_kwargs
+from tests.conftest import weights_only_checkpoint
 
 # The report's torchsummary totals (SPEC); SRResNet counts are at x4.
 COUNTS = {
@@ -112,10 +113,9 @@ def test_discriminator_takes_the_patch_size_it_is_built_for(patch):
 
 def test_checkpoint_rebuilds_the_same_network(tmp_path):
     torch.manual_seed(1)
-    model, kwargs = create_model("fsrcnn-paper", 3)
+    model, _ = create_model("fsrcnn-paper", 3)
     path = tmp_path / "c.pth"
-    save_checkpoint(path, dict(arch="fsrcnn-paper", model_kwargs=kwargs, scale=3, color="y", layout="lr-hr",
-                               model=model.state_dict()))
+    save_checkpoint(path, weights_only_checkpoint("fsrcnn-paper", 3, model=model))
     state = load_checkpoint(path)
     assert state["format"] == FORMAT
     x = torch.rand(1, 1, 10, 10)

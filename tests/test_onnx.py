@@ -17,7 +17,8 @@ from sr.protocol import predict
 from sr.export import export_onnx, main, parse_args
 from sr.models import create_model
 from sr.tiling import receptive_radius, tiled_forward
-from tests.conftest import ROOT, smooth_image
+from sr.weights import WEIGHTS_DIR, shipped_file, shipped_names
+from tests.conftest import PHOTO_HW, ROOT, smooth_image, weights_only_checkpoint
 
 if os.environ.get("CI", "").lower() == "true":
     import onnxruntime  # noqa: F401  (CI installs the [onnx] extra: a missing one fails, never skips)
@@ -25,7 +26,7 @@ else:
     pytest.importorskip("onnxruntime", reason='pip install -e ".[onnx]"')
 from sr.onnx_runtime import OnnxModel  # noqa: E402
 
-SHIPPED = sorted(p.stem for p in (ROOT / "weights").glob("*.safetensors"))
+SHIPPED = shipped_names()
 CPU = torch.device("cpu")
 
 
@@ -35,14 +36,24 @@ def exported(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("onnx")
     out = {}
     for name in SHIPPED:
-        state = load_checkpoint(ROOT / "weights" / f"{name}.safetensors")
-        export_onnx(ROOT / "weights" / f"{name}.safetensors", folder / f"{name}.onnx")
+        state = load_checkpoint(shipped_file(name))
+        export_onnx(shipped_file(name), folder / f"{name}.onnx")
         out[name] = (model_from_checkpoint(state).float(), state, OnnxModel(folder / f"{name}.onnx"))
     return out
 
 
-def test_every_shipped_model_is_exported():
+def test_every_shipped_model_is_exported(exported):
+    """The tests below check every shipped model only if ``exported`` holds every weights/*.safetensors,
+    each as an ONNX file that runs and gives its network's output."""
     assert len(SHIPPED) == 10 and {"fsrcnn_x3", "srcnn_x3", "srresnet_x4", "srgan_x4", "real_srresnet_x4", "real_fsrcnn_x4"} <= set(SHIPPED)
+    assert set(exported) == set(SHIPPED) == {p.stem for p in WEIGHTS_DIR.glob("*.safetensors")}
+    for name, (net, state, onnx_model) in exported.items():
+        assert onnx_model.path.is_file() and onnx_model.path.name == f"{name}.onnx"
+        x = torch.rand(1, 1 if state["color"] == "y" else 3, 11, 9)
+        with torch.no_grad():
+            ref = net(x)
+        got = onnx_model(x)
+        assert got.shape == ref.shape and (got - ref).abs().max().item() < 1e-4, name
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -95,9 +106,8 @@ def test_tiled_onnx_matches_untiled_pytorch(exported):
 
 def test_instance_norm_model_runs_whole_but_refuses_tiles(tmp_path):
     torch.manual_seed(0)
-    net, kwargs = create_model("fsrcnn-in", 3)
-    save_checkpoint(tmp_path / "in.pth", dict(arch="fsrcnn-in", model_kwargs=kwargs, scale=3, color="y",
-                                              layout="upsampled", model=net.state_dict()))
+    net, _ = create_model("fsrcnn-in", 3)
+    save_checkpoint(tmp_path / "in.pth", weights_only_checkpoint("fsrcnn-in", 3, model=net))
     export_onnx(tmp_path / "in.pth", tmp_path / "in.onnx")
     onnx_model = OnnxModel(tmp_path / "in.onnx")
     assert onnx_model.whole_image_norm is True
@@ -156,13 +166,6 @@ def test_missing_extra_names_the_install_command(monkeypatch, tmp_path):
         export_onnx(ROOT / "weights" / "srcnn_x2.safetensors", tmp_path / "x.onnx")
 
 
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("photo") / "photo.png"
-    Image.fromarray(smooth_image(np.random.default_rng(4), 30, 34)).save(path)
-    return path
-
-
 @pytest.mark.parametrize("name", SHIPPED)
 def test_eval_enlarges_with_an_onnx_file_as_with_the_checkpoint(exported, name, photo, tmp_path):
     """The enlarger issue's acceptance: eval.py --weights x.onnx gives the PyTorch (fp32) image within 1/255."""
@@ -171,8 +174,8 @@ def test_eval_enlarges_with_an_onnx_file_as_with_the_checkpoint(exported, name, 
     eval_script.main(eval_script.parse_args(["--weights", str(onnx_path), *common, "--output", str(tmp_path / "onnx.png")]))
     eval_script.main(eval_script.parse_args(["--weights", name, "--no-amp", *common, "--output", str(tmp_path / "torch.png")]))
     got, ref = (np.asarray(Image.open(tmp_path / f)).astype(int) for f in ("onnx.png", "torch.png"))
-    scale = exported[name][1]["scale"]
-    assert got.shape == ref.shape == (30 * scale, 34 * scale, 3)
+    scale, (h, w) = exported[name][1]["scale"], PHOTO_HW
+    assert got.shape == ref.shape == (h * scale, w * scale, 3)
     assert np.abs(got - ref).max() <= 1
 
 

@@ -11,7 +11,7 @@ from sr.protocol import quantize
 from sr.inference import Upscaler
 from sr.models import MODELS, create_model
 from sr.tiling import plan_tiles, receptive_radius, tiled_forward
-from tests.conftest import smooth_image
+from tests.conftest import smooth_image, weights_only_checkpoint
 
 
 def _trained_looking(name, scale):
@@ -63,9 +63,8 @@ def test_tiles_cover_the_image_once():
 
 
 def test_eval_tile_flag_gives_the_untiled_picture(tmp_path):
-    model, kwargs = _trained_looking("srresnet", 2)
-    save_checkpoint(tmp_path / "w.pth", dict(arch="srresnet", model_kwargs=kwargs, scale=2, color="rgb",
-                                             layout="lr-hr", model=model.state_dict()))
+    model, _ = _trained_looking("srresnet", 2)
+    save_checkpoint(tmp_path / "w.pth", weights_only_checkpoint("srresnet", 2, model=model))
     Image.fromarray(smooth_image(np.random.default_rng(2), 41, 53)).save(tmp_path / "in.png")
     for tile, name in ((None, "whole.png"), (16, "tiled.png")):
         argv = ["--weights", str(tmp_path / "w.pth"), "--image", str(tmp_path / "in.png"), "--upscale",
@@ -77,9 +76,8 @@ def test_eval_tile_flag_gives_the_untiled_picture(tmp_path):
 
 
 def test_large_inputs_are_tiled_automatically(tmp_path, monkeypatch):
-    model, kwargs = _trained_looking("srresnet-tailin", 2)
-    save_checkpoint(tmp_path / "w.pth", dict(arch="srresnet-tailin", model_kwargs=kwargs, scale=2, color="rgb",
-                                             layout="lr-hr", model=model.state_dict()))
+    model, _ = _trained_looking("srresnet-tailin", 2)
+    save_checkpoint(tmp_path / "w.pth", weights_only_checkpoint("srresnet-tailin", 2, model=model))
     Image.fromarray(smooth_image(np.random.default_rng(3), 40, 40)).save(tmp_path / "in.png")
     regions = []
     real = sr.streaming.predict

@@ -11,7 +11,6 @@ import torch
 
 import eval as eval_script
 import sr.precision
-import sr.training.loop
 import sr.training.run_dir
 import train_srcnn
 from sr import distributed
@@ -21,7 +20,7 @@ from sr.errors import Interrupted, UserError
 from sr.models import create_model
 from sr.precision import choose_precision
 from sr.training.loader import DeviceBatches, LoaderBatches, make_batches
-from tests.conftest import ROOT, make_h5, read_metrics
+from tests.conftest import ROOT, interrupt_at_call, make_h5, read_metrics
 
 
 def _train(h5, out, *extra):
@@ -56,16 +55,7 @@ def test_resume_after_an_interrupt_continues_the_same_run(tmp_path, h5_x3, monke
     _train(h5_x3, tmp_path / "straight")
     straight = load_checkpoint(tmp_path / "straight" / "last.pth")
 
-    calls = {"n": 0}
-    real_to_device = sr.training.loop.to_device
-
-    def stop_in_epoch_one(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2 * 3 + 1:  # two tensors per batch: stop at the 4th batch
-            raise KeyboardInterrupt
-        return real_to_device(*args, **kwargs)
-
-    monkeypatch.setattr(sr.training.loop, "to_device", stop_in_epoch_one)
+    interrupt_at_call(monkeypatch, 2 * 3 + 1)  # at the 4th batch of epoch 1
     with pytest.raises(Interrupted, match=r"interrupted at epoch 1, batch 3; saved .*last.pth; continue with: python train_srcnn.py --resume"):
         _train(h5_x3, tmp_path / "split")
     monkeypatch.undo()
@@ -101,16 +91,7 @@ def test_ema_is_what_is_scored_and_saved_and_resumes_with_the_trained_weights(tm
     assert [g["initial_lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
     assert len(groups[1]["params"]) == 2  # its weight and bias
 
-    calls = {"n": 0}
-    real_to_device = sr.training.loop.to_device
-
-    def stop_in_epoch_one(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2 * 3 + 1:
-            raise KeyboardInterrupt
-        return real_to_device(*args, **kwargs)
-
-    monkeypatch.setattr(sr.training.loop, "to_device", stop_in_epoch_one)
+    interrupt_at_call(monkeypatch, 2 * 3 + 1)  # at the 4th batch of epoch 1
     with pytest.raises(Interrupted):
         _train(h5_x3, tmp_path / "split", *flags)
     monkeypatch.undo()
@@ -129,7 +110,8 @@ def test_a_run_without_ema_cannot_be_resumed_with_it(tmp_path, h5_x3):
                                                  "--device", "cpu"]))
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h5_x3, monkeypatch):
+def _nan_loss_after(monkeypatch, n: int) -> None:
+    """Make train_srcnn's loss NaN from its ``n + 1``-th batch on, as a diverging run's would be."""
     real = train_srcnn.content_loss
     calls = {"n": 0}
 
@@ -139,11 +121,15 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h
         def loss(pred, target):
             calls["n"] += 1
             value = criterion(pred, target)
-            return value * float("nan") if calls["n"] > 9 else value  # epoch 1 has 7 batches
+            return value * float("nan") if calls["n"] > n else value
 
         return loss
 
     monkeypatch.setattr(train_srcnn, "content_loss", poisoned)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, h5_x3, monkeypatch):
+    _nan_loss_after(monkeypatch, 9)  # epoch 1 has 7 batches: from epoch 2, batch 3
     with pytest.raises(UserError, match="diverged: the loss became NaN or infinite at epoch 2.*last good checkpoint is"):
         _train(h5_x3, tmp_path / "run", "--epochs", "3")
     kept = load_checkpoint(tmp_path / "run" / "last.pth")
@@ -252,27 +238,8 @@ def test_nan_weights_are_never_saved_even_by_a_ctrl_c(tmp_path, h5_x3, monkeypat
     # The loss is only checked every 20 batches (and at an epoch's end); a Ctrl-C in between
     # must not write the NaN weights of that window over the last good last.pth.
     batches = len(PatchDataset(h5_x3[0])) // 16
-    real_loss, real_to_device = train_srcnn.content_loss, sr.training.loop.to_device
-    calls = {"loss": 0, "to_device": 0}
-
-    def poisoned(name):
-        criterion = real_loss(name)
-
-        def loss(pred, target):
-            calls["loss"] += 1
-            value = criterion(pred, target)
-            return value * float("nan") if calls["loss"] > batches + 1 else value  # from epoch 2, batch 2
-
-        return loss
-
-    def stop_at_batch_4_of_epoch_2(*args, **kwargs):
-        calls["to_device"] += 1
-        if calls["to_device"] == 2 * (batches + 3) + 1:
-            raise KeyboardInterrupt
-        return real_to_device(*args, **kwargs)
-
-    monkeypatch.setattr(train_srcnn, "content_loss", poisoned)
-    monkeypatch.setattr(sr.training.loop, "to_device", stop_at_batch_4_of_epoch_2)
+    _nan_loss_after(monkeypatch, batches + 1)  # from epoch 2, batch 2
+    interrupt_at_call(monkeypatch, 2 * (batches + 3) + 1)  # at batch 4 of epoch 2
     with pytest.raises(UserError, match=r"diverged: the weights became NaN or infinite by epoch 2, batch 3 .*"
                                          r"last.pth was not written, the last good checkpoint is .*last.pth"):
         _train(h5_x3, tmp_path / "run", "--arch", "fsrcnn", "--epochs", "3")

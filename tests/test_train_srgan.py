@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import sr.training.gan
-import sr.training.loop
 import train_srgan
 from experiments import export_weights
 from sr.checkpoint import load_checkpoint
@@ -14,7 +13,7 @@ from sr.errors import Interrupted, UserError
 from sr.models import Discriminator, create_model
 from sr.precision import choose_precision
 from sr.training.optim import Optim
-from tests.conftest import make_h5
+from tests.conftest import interrupt_at_call, make_h5
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +45,23 @@ def _same(a, b):
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
+def _gan_step_setup(content_loss, adv_weight):
+    """A seeded x2 generator, a discriminator for its 24 px output, fp32 Adam for each, and
+    ``step(lr, hr)``: one ``gan_step`` on them, so a test can hook the optimisers before stepping."""
     torch.manual_seed(0)
     g, _ = create_model("srresnet-noin", 2)
     d = Discriminator(patch_size=24)
     precision = choose_precision(torch.device("cpu"), amp=False, channels_last=False)
     g_opt, d_opt = Optim.adam(g, 1e-3, 10, precision), Optim.adam(d, 1e-3, 10, precision)
-    def step(lr, hr):
-        return sr.training.gan.gan_step(g, d, d, lr, hr, torch.nn.L1Loss(), g_opt, d_opt, precision, adv_weight=1e-3)
 
+    def step(lr, hr):
+        return sr.training.gan.gan_step(g, d, d, lr, hr, content_loss, g_opt, d_opt, precision, adv_weight=adv_weight)
+
+    return g, d, g_opt, step
+
+
+def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
+    g, d, g_opt, step = _gan_step_setup(torch.nn.L1Loss(), adv_weight=1e-3)
     g0, d0 = _params(g), _params(d)
     seen = {}
 
@@ -74,15 +81,7 @@ def test_gan_step_updates_g_then_d_and_freezes_d_during_the_g_step():
 
 def test_the_adversarial_term_alone_moves_the_generator():
     # No content loss: whatever reaches G comes back through D's output.
-    torch.manual_seed(0)
-    g, _ = create_model("srresnet-noin", 2)
-    d = Discriminator(patch_size=24)
-    precision = choose_precision(torch.device("cpu"), amp=False, channels_last=False)
-    g_opt, d_opt = Optim.adam(g, 1e-3, 10, precision), Optim.adam(d, 1e-3, 10, precision)
-    def step(lr, hr):
-        return sr.training.gan.gan_step(g, d, d, lr, hr, lambda pred, target: pred.sum() * 0, g_opt, d_opt, precision,
-                                        adv_weight=1.0)
-
+    g, _, g_opt, step = _gan_step_setup(lambda pred, target: pred.sum() * 0, adv_weight=1.0)
     g0 = _params(g)
     seen = {}
     g_opt.optimizer.register_step_pre_hook(lambda optimizer, args, kwargs: seen.update(grads=[p.grad for p in g.parameters()]))
@@ -120,16 +119,7 @@ def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch)
     extra = ["--phase", "gan", "--generator", str(pretrained), "--epochs", "2", "--no-amp"]
     _run(rgb_x2, tmp_path / "straight", *extra)
     batches = len(PatchDataset(rgb_x2[0])) // 8
-    calls = {"n": 0}
-    real = sr.training.loop.to_device
-
-    def stop(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2 * (batches + 1) + 1:  # two tensors a batch: stop in epoch 2 after one batch
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(sr.training.loop, "to_device", stop)
+    interrupt_at_call(monkeypatch, 2 * (batches + 1) + 1)  # in epoch 2, after one batch
     with pytest.raises(Interrupted):
         _run(rgb_x2, tmp_path / "split", *extra)
     monkeypatch.undo()
