@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Issue 20 point 4 on one lent GPU, in one call: the default model and the photo model retrained so
+# that no choice in their chain is made on an image they trained on.
+#
+#   mkdir -p .device/datasets && cp -r ../shared/datasets/BSDS200 .device/datasets/   # here, once
+#   bash experiments/gpu_field.sh $OUT [BUDGET_SECONDS]           # on the device machine, carry [".device"]
+#   DEVICE=cpu EPOCHS=1 MAX_IMAGES=3 PREP_EXTRA="--patch-size 48 --stride 96" \
+#     SR_DATA=../shared/datasets bash experiments/gpu_field.sh /tmp/dry 900    # a dry run of the plumbing here
+#
+# 1. srresnet_x4 again (srresnet-noin, L1, the shipped recipe: 8 epochs, batch 64, lr 5e-4 cosine,
+#    each device's default precision: bf16 on the GPU, fp32 on a CPU without native bf16) on
+#    BSDS200 minus its 10 validation images, the best epoch chosen on BSDS200-val (the shipped
+#    one trained on all 200 and watched Set5).
+# 2. real_srresnet_x4's chain from it: the photo mix with issue 20's field steps (WebP, shifted
+#    grids, resizes after saving, second rounds), then JPEG 60-95; each chosen on BSDS200-val over
+#    the six field kinds (--eval-degrade).
+# Data: BSDS200 is read from $SR_DATA (default .device/datasets, a git-ignored copy to name in
+# `carry`: 50 MB, under the 64 MiB limit); test sets are not needed here and not read.
+# BUDGET_SECONDS (default 540) is a hard deadline: a job still running then is stopped with
+# SIGTERM (it saves; its best.pth so far is kept) and the results are packed anyway.
+# Output: OUT_DIR/<run>.tar.gz (the run's weights-only best.pth, metrics.csv, args.json), log.txt.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="$1"
+budget="${2:-540}"
+mkdir -p "$out"
+export PYTHONPATH=. PYTHONUNBUFFERED=1 SR_DATA="${SR_DATA:-.device/datasets}"
+log="$out/log.txt"
+start=$(date +%s)
+deadline=$(( start + budget ))
+say() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$log"; }
+left() { local l=$(( deadline - $(date +%s) - 30 )); echo $(( l > 1 ? l : 1 )); }  # 30 s kept for packing
+py=python3
+dev="${DEVICE:-cuda}"
+epochs="${EPOCHS:-}"
+images=()
+[ -n "${MAX_IMAGES:-}" ] && images=(--max-images "$MAX_IMAGES")
+runs=runs/gpu20
+h5=data/h5/gpu20
+mkdir -p "$h5" "$runs"
+say "$($py -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")')"
+
+prep() { OMP_NUM_THREADS=2 $py prepare_h5.py --scale 4 --layout lr-hr --color rgb --images BSDS200 --val-images 10 "${images[@]}" "$@" \
+  ${PREP_EXTRA:-} >> "$out/prepare.log" 2>&1 || say "prepare failed: $*"; }
+prep --augment --rescale 1 --output $h5/BSDS200_x4_aug.h5 --eval-output $h5/BSDS200-val_x4.h5 &
+prep --patch-size 100 --stride 36 --output $h5/BSDS200_x4.h5 --eval-output $h5/BSDS200-val_x4_b.h5 &
+wait
+say "data: $(ls $h5 | tr '\n' ' ')"
+
+# train NAME SCRIPT FLAGS...: one run under the deadline; SIGTERM saves and keeps best.pth.
+train() {
+  local name=$1 script=$2
+  shift 2
+  timeout -s TERM "$(left)" $py "$script" "$@" --device "$dev" --out "$runs/$name" > "$out/$name.log" 2>&1
+  local rc=$?
+  say "$name exit $rc: $(tail -1 "$runs/$name/metrics.csv" 2>/dev/null)"
+  [ -f "$runs/$name/best.pth" ]
+}
+field=(--eval-degrade clean jpeg:75 webp:75 resized resaved noisy)
+steps=(--degrade-webp-share 0.35 --degrade-grid-shift-prob 0.5 --degrade-resize-after-prob 0.15 --degrade-second-prob 0.2)
+
+train srresnet_x4 train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
+  --epochs "${epochs:-8}" --batch-size 64 --lr 5e-4 --train $h5/BSDS200_x4_aug.h5 --eval $h5/BSDS200-val_x4.h5 --seed 0 --workers 4 &&
+train real_mix train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
+  --epochs "${epochs:-9}" --batch-size 32 --lr 1e-4 --train $h5/BSDS200_x4.h5 --eval $h5/BSDS200-val_x4.h5 \
+  --init $runs/srresnet_x4/best.pth --seed 0 --workers 12 --degrade --degrade-clean-prob 0.2 --degrade-blur-prob 0.15 \
+  --degrade-blur-sigma 0.2 1.5 --degrade-resize-modes bicubic --degrade-noise-prob 0.15 --degrade-noise-sigma 1 5 \
+  --degrade-jpeg-quality 40 95 "${steps[@]}" "${field[@]}" &&
+train real_jpeg train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
+  --epochs "${epochs:-9}" --batch-size 32 --lr 5e-5 --train $h5/BSDS200_x4.h5 --eval $h5/BSDS200-val_x4.h5 \
+  --init $runs/real_mix/best.pth --seed 1 --workers 12 --degrade --degrade-blur-prob 0 --degrade-resize-modes bicubic \
+  --degrade-noise-prob 0 --degrade-jpeg-prob 1 --degrade-jpeg-quality 60 95 "${steps[@]}" "${field[@]}"
+say "trainings done"
+
+# Weights-only copies (no optimiser state): what comes back is small.
+$py - <<'EOF' 2>&1 | tee -a "$log"
+from pathlib import Path
+from sr.checkpoint import load_checkpoint, save_checkpoint
+keep = ("arch", "model_kwargs", "scale", "color", "layout", "model", "epoch", "best_psnr", "scores", "args")
+for run in sorted(Path("runs/gpu20").glob("*")):
+    for name in ("best.pth",):  # chosen on validation; last.pth stays behind (what comes back is limited)
+        if (run / name).exists():
+            state = load_checkpoint(run / name)
+            save_checkpoint(run / f"{name[:-4]}.weights.pth", {k: state[k] for k in keep if k in state})
+            print(run.name, name, "epoch", state["epoch"], "validation best", round(state["best_psnr"], 4))
+EOF
+# One archive a run (what comes back from the device: 8 files, 16 MiB each); an SRResNet is ~6 MB.
+for run in $runs/*/; do
+  tar czf "$out/$(basename "$run").tar.gz" --exclude='best.pth' --exclude='last.pth' --exclude='*.probe' "$run"
+done
+ls -la "$out" | tee -a "$log"
+say "session done"
