@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 22: srcnn_x3 fine-tuned with the papers' rescaled data (aug5, stride 28), MSE as the SRCNN paper,
 # last layer at 0.1x (the paper's 1e-5 vs 1e-4), EMA 0.999, cosine 2e-4 -> 0 over 6 epochs; one thread; chosen on T91-val.
-# As run in the session of 2026-11-30 (AMD EPYC, one thread): stopped after 2 of 6 epochs (T91-val 27.922, 27.927
-# against the shipped 27.929) to give the core to the enlarger memory benchmark; resumable with this script.
+# As run in the session of 2026-11-30 (AMD EPYC): epochs 1-2 on one thread, then stopped (SIGTERM saves) and resumed
+# on two threads (OMP_NUM_THREADS=2 python train_srcnn.py --resume $OUT/last.pth). T91-val 27.922 ... 27.930 against
+# the shipped 27.929; best.pth: Set5/Set14 matlab 32.728/29.276. Not shipped (see the README).
 set -euo pipefail
 cd "$(dirname "$0")/../.."; . .venv/bin/activate; export SR_DATA="${SR_DATA:-../shared/datasets}" OMP_NUM_THREADS=1
 OUT=runs/i22/srcnn_x3_mse
