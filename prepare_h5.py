@@ -172,6 +172,7 @@ def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
         names.append(name)
         files += found
     name = "+".join(names)
+    listed = files
     # One path per content: the same image under a second path would train twice, and a held-out
     # image would come back into training under its other name.
     by_content: dict[str, Path] = {}
@@ -204,8 +205,16 @@ def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
             raise UserError(f"--eval-images shares {len(overlap)} image(s) with the training images (same content), "
                             f"e.g. {sorted(overlap)[0].name}")
     else:
-        val_name, val_files = name + VALIDATION_SUFFIX, held_out(files, cfg.val_images)
-        files = [f for f in files if f not in set(val_files)]
+        # The held-out images are chosen over every distinct file (a path reached twice, as through a
+        # symlinked folder, counts once), before duplicates by content are dropped: so T91, which holds
+        # one image twice (t36 = t65), keeps the validation images its recorded recipes were trained
+        # without. Training then leaves out every file with a held-out image's content.
+        distinct: dict[Path, Path] = {}
+        for path in listed:
+            distinct.setdefault(path.resolve(), path)
+        val_name, val_files = name + VALIDATION_SUFFIX, held_out(list(distinct.values()), cfg.val_images)
+        held_hashes = {content_hash(path) for path in val_files}
+        files = [path for digest, path in by_content.items() if digest not in held_hashes]
     if cfg.max_images:
         files = files[: cfg.max_images]
     return name, files, val_name, val_files

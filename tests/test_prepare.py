@@ -239,3 +239,26 @@ def test_hold_out_and_test_sets_go_by_content_not_by_path(tmp_path, image_folder
     with pytest.raises(UserError, match=r"--eval-images .*holiday.png is Set5/baby.png of a test set \(same content\)"):
         prepare_h5.main(prepare_h5.parse_args([*argv, "--images", "mine", "--eval-images", str(renamed)]))
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_a_duplicate_image_does_not_move_the_held_out_images(tmp_path, image_folders, data_root):
+    # T91 holds one image twice (t36 = t65). Dropping the copy before choosing the hold-out shifted
+    # the evenly spread choice to t9 and tt26, images every recorded T91 recipe had trained on.
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for path in list_images(image_folders["train"]):
+        (folder / path.name).symlink_to(path)
+    (folder / "img0_copy.png").write_bytes((image_folders["train"] / "img0.png").read_bytes())
+    argv = ["--scale", "3", "--data-root", str(tmp_path), "--images", "train", "--val-images", "3"]
+    _, files, _, val_files = prepare_h5.choose_images(prepare_h5.Packing.settle(prepare_h5.parse_args(argv)))
+    assert val_files == held_out(list_images(folder), 3)  # chosen over all 8 files, the copy counted
+    held_bytes = {path.read_bytes() for path in val_files}
+    assert not [path for path in files if path.read_bytes() in held_bytes]  # no held-out content trains
+    assert len(files) + len(val_files) == 8 - 1 - ("img0.png" in {p.name for p in val_files})
+
+    recipe = json.loads((ROOT / "weights" / "fsrcnn_x3.json").read_text())
+    recorded = json.loads(recipe["runs"][-1]["data"]["held_out"])
+    argv = ["--scale", "3", "--data-root", str(data_root), "--images", "T91", "--val-images", "5"]
+    _, files, _, val_files = prepare_h5.choose_images(prepare_h5.Packing.settle(prepare_h5.parse_args(argv)))
+    assert [path.name for path in val_files] == recorded == ["t18.png", "t34.png", "t51.png", "t8.png", "tt25.png"]
+    assert len(files) == 91 - 5 - 1
