@@ -73,17 +73,7 @@ train real_jpeg train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 -
 say "trainings done"
 
 # Weights-only copies (no optimiser state): what comes back is small.
-$py - <<'EOF' 2>&1 | tee -a "$log"
-from pathlib import Path
-from sr.checkpoint import load_checkpoint, save_checkpoint
-keep = ("arch", "model_kwargs", "scale", "color", "layout", "model", "epoch", "best_psnr", "scores", "args")
-for run in sorted(Path("runs/gpu20").glob("*")):
-    for name in ("best.pth",):  # chosen on validation; last.pth stays behind (what comes back is limited)
-        if (run / name).exists():
-            state = load_checkpoint(run / name)
-            save_checkpoint(run / f"{name[:-4]}.weights.pth", {k: state[k] for k in keep if k in state})
-            print(run.name, name, "epoch", state["epoch"], "validation best", round(state["best_psnr"], 4))
-EOF
+$py -m experiments.weights_only runs/gpu20 2>&1 | tee -a "$log"  # last.pth stays behind (what comes back is limited)
 # One archive a run (what comes back from the device: 8 files, 16 MiB each); an SRResNet is ~6 MB.
 for run in $runs/*/; do
   tar czf "$out/$(basename "$run").tar.gz" --exclude='best.pth' --exclude='last.pth' --exclude='*.probe' "$run"

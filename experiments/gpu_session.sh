@@ -76,7 +76,7 @@ t=${TRAIN_SECONDS:-190}
 # Real photos: SRResNet fine-tuned from the shipped srresnet_x4 with on-the-fly degradations,
 # and a fast FSRCNN (paper layout, RGB) from scratch.
 fit real_srresnet_x4 $t $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb.h5 train_srgan.py \
-  --phase pretrain --arch srresnet-noin --loss l1 --batch-size 64 --lr 2e-4 --workers 7 --degrade --init weights/srresnet_x4.pth &
+  --phase pretrain --arch srresnet-noin --loss l1 --batch-size 64 --lr 2e-4 --workers 7 --degrade --init weights/srresnet_x4.safetensors &
 fit real_fsrcnn_x4 $t $h5/BSDS200_x4_lr-hr_rgb.h5 $h5/BSDS200_x4_lr-hr_rgb.h5 train_srcnn.py \
   --arch fsrcnn-paper --color rgb --scale 4 --loss l1 --batch-size 64 --lr 2e-3 --workers 3 --degrade &
 # FSRCNN x2/x3/x4 (paper layout) on T91 less its 5 validation images, L1.
@@ -98,18 +98,7 @@ wait
 say "trainings done"
 
 # Weights-only copies (no optimizer state) of every run's validation-best and last epoch.
-$py - <<'EOF' 2>&1 | tee -a "$log"
-from pathlib import Path
-from sr.checkpoint import load_checkpoint, save_checkpoint
-keep = ("arch", "model_kwargs", "scale", "color", "layout", "model", "epoch", "best_psnr", "scores", "args")
-for run in sorted(Path("runs/gpu").glob("*")):
-    if run.name.endswith(".probe") or not (run / "best.pth").exists():
-        continue
-    for name in ("best.pth", "last.pth"):
-        state = load_checkpoint(run / name)
-        save_checkpoint(run / f"{name[:-4]}.weights.pth", {k: state[k] for k in keep if k in state})
-    print(run.name, "epochs", state["epoch"], "validation best", round(state["best_psnr"], 4))
-EOF
+$py -m experiments.weights_only runs/gpu --names best.pth last.pth 2>&1 | tee -a "$log"
 tar czf "$out/runs.tar.gz" --exclude='*.probe' --exclude='best.pth' --exclude='last.pth' runs/gpu
 ls -la "$out" | tee -a "$log"
 say "session done"
