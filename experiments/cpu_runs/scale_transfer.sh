@@ -32,6 +32,8 @@ for run in sorted(Path("runs/i22").glob("transfer_x*")):
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     score = {s: json.loads((run / f"{s}.json").read_text())["psnr"] for s in ("Set5", "Set14")}
     scale, start = run.name.split("_")[1:]
-    print(f"| {scale} | {'from x3' if start == 'x3' else 'scratch'} | {len(rows)} | {sum(float(r['seconds']) for r in rows) / 60:.1f} | "
-          f"{', '.join(f'{float(r['psnr']):.3f}' for r in rows)} | {score['Set5']:.3f} | {score['Set14']:.3f} |")
+    minutes = sum(float(r["seconds"]) for r in rows) / 60
+    by_epoch = ", ".join("%.3f" % float(r["psnr"]) for r in rows)
+    print(f"| {scale} | {'from x3' if start == 'x3' else 'scratch'} | {len(rows)} | {minutes:.1f} | {by_epoch} | "
+          f"{score['Set5']:.3f} | {score['Set14']:.3f} |")
 PY
