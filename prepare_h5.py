@@ -173,11 +173,12 @@ def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
         files += found
     name = "+".join(names)
     listed = files
+    digest_of = {path: content_hash(path) for path in files}
     # One path per content: the same image under a second path would train twice, and a held-out
     # image would come back into training under its other name.
     by_content: dict[str, Path] = {}
     for path in files:
-        by_content.setdefault(content_hash(path), path)
+        by_content.setdefault(digest_of[path], path)
     if len(by_content) < len(files):
         print(f"{len(files) - len(by_content)} of the {len(files)} training images repeat another's content; "
               "each image is used once", file=sys.stderr)
@@ -213,7 +214,7 @@ def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
         for path in listed:
             distinct.setdefault(path.resolve(), path)
         val_name, val_files = name + VALIDATION_SUFFIX, held_out(list(distinct.values()), cfg.val_images)
-        held_hashes = {content_hash(path) for path in val_files}
+        held_hashes = {digest_of[path] for path in val_files}
         files = [path for digest, path in by_content.items() if digest not in held_hashes]
     if cfg.max_images:
         files = files[: cfg.max_images]
