@@ -15,7 +15,6 @@ else the repository root.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -25,6 +24,7 @@ import h5py
 from sr.data.realistic import DEFAULTS
 from sr.atomic import atomic_write_text
 from sr.checkpoint import load_checkpoint, save_weights
+from sr.cli import ArgumentParser, file_name, run
 from sr.training.config import RunConfig
 from sr.training.gan import GanConfig
 
@@ -161,9 +161,10 @@ def chosen_by(checkpoint: str, run: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m experiments.export_weights", description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="the run folder")
-    p.add_argument("--name", required=True, help="weights/<name>.safetensors, e.g. fsrcnn_x3")
+    # A name, not a path: <out-dir>/<name>.pth of an earlier export is deleted.
+    p.add_argument("--name", type=file_name, required=True, help="weights/<name>.safetensors, e.g. fsrcnn_x3")
     p.add_argument("--checkpoint", default="best.pth", help="best.pth (default) or last.pth")
     p.add_argument("--half", action="store_true", help="store fp16 weights (loaded back as fp32) to halve the file")
     p.add_argument("--note", default="", help="a sentence for the recipe: why this model, what was tried")
@@ -195,4 +196,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run(main, lambda: None))  # main parses sys.argv itself

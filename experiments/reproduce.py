@@ -22,9 +22,9 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from sr.cli import add_data_root, run
+from sr.cli import add_data_root, file_name, run
 from sr.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,11 @@ def load_recipe(path: Path) -> dict:
         raise UserError(f"{path} is not a recipe (invalid JSON: {e.msg} at line {e.lineno})") from None
     if not isinstance(recipe, dict) or not isinstance(recipe.get("runs"), list) or not recipe["runs"]:
         raise UserError(f"{path} is not a recipe: it has no 'runs' list")
+    try:  # the replay folder is replay/<name> by default
+        file_name(recipe.get("name") if isinstance(recipe.get("name"), str) else "")
+    except argparse.ArgumentTypeError:
+        raise UserError(f"{path}: the recipe's name {str(recipe.get('name'))[:60]!r} is not a plain name: "
+                        "replay/<name> would be outside the replay folder; nothing was run") from None
     missing = [i + 1 for i, r in enumerate(recipe["runs"]) if not r.get("prepare")]
     if missing:
         raise UserError(f"{path}: run(s) {', '.join(map(str, missing))} do not record the prepare_h5.py call that made "
@@ -112,6 +117,19 @@ def check_step(step: list[str]) -> None:
         shown = shlex.join(step)
         raise UserError(f"the recipe holds a step that is not one of the project's entry points ({', '.join(SCRIPTS)}, "
                         f"python -m {', '.join(MODULES)}): {shown[:120]}{'...' if len(shown) > 120 else ''}; nothing was run")
+    escaping = [word for word in step[2:] if outside(word)]
+    if escaping:
+        raise UserError(f"the recipe's step {shlex.join(step[:3])} ... names {escaping[0][:80]!r}, outside the replay "
+                        "folder (an absolute path, ~ or '..'); a recipe writes only in its replay folder; nothing was run")
+
+
+def outside(word: str) -> bool:
+    """Whether an argument names a place outside the folder a step runs in: an absolute path, a
+    home folder (``~``), or one with a '..' part; for ``--flag=value`` the value. Every step runs
+    in the replay folder, so a recipe that names no such path writes and deletes only there."""
+    value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
+    path = PurePosixPath(value)
+    return path.is_absolute() or value.startswith("~") or ".." in path.parts
 
 
 def execute(step: list[str], cwd: Path, env: dict) -> None:

@@ -52,6 +52,14 @@ fraction = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1")  #
 decay = _bounded(float, lambda v: 0.0 <= v < 1.0, "0 (off) or a decay below 1, e.g. 0.999")  # --ema
 
 
+def file_name(text: str) -> str:
+    """An argparse ``type``: a name that stays in the folder it is used in (no folder part, no
+    '..', no control character), e.g. an export's --name, which becomes <folder>/<name>.json."""
+    if text in ("", ".", "..") or "/" in text or "\\" in text or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected a name, not a path: {text!r}")
+    return text
+
+
 def add_scale(p: Any, **kwargs: Any) -> None:
     """--scale, an integer >= 2; ``kwargs`` say whether it is required and what its default means."""
     kwargs.setdefault("help", "upscaling factor, an integer >= 2")

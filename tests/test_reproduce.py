@@ -111,3 +111,49 @@ def test_a_recipe_runs_only_the_projects_own_entry_points(tmp_path, field, comma
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "not one of the project's entry points" in result.stderr
     assert not (tmp_path / "replay").exists()  # refused before anything ran
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("hostile", ["prepare --output", "export --name", "recipe name", "run folder", "flag=value"])
+def test_a_recipe_writes_nothing_outside_the_replay_folder(tmp_path, hostile):
+    # Issue 32, row 1: allowed entry points with hostile paths replaced, deleted or made files outside it.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the replayer's own file")
+    (tmp_path / "victim.pth").write_text("an export with a stale .pth beside it is removed")
+    before = {p.name: _sha256(p) for p in tmp_path.iterdir()}
+    recipe = {"name": "toy", "export": "python -m experiments.export_weights runs/a --name toy",
+              "runs": [{"prepare": "python prepare_h5.py --scale 3 --images no-such-set", "run": "runs/a",
+                        "command": "python train_srcnn.py --arch srcnn"}]}
+    run = recipe["runs"][0]
+    if hostile == "prepare --output":
+        run["prepare"] += f" --output {victim}"
+    elif hostile == "export --name":
+        recipe["export"] = f"python -m experiments.export_weights runs/a --name {tmp_path / 'victim'}"
+    elif hostile == "recipe name":
+        recipe["name"] = "../../../escaped"
+    elif hostile == "run folder":
+        run["run"] = "runs/../../escaped"
+    else:
+        run["prepare"] += f" --output={victim}"
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    replay = tmp_path / "deep" / "er" / "replay"
+    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", str(tmp_path / "recipe.json"), "--out-dir",
+                             str(replay)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "outside the replay folder" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "deep").exists()  # refused before anything ran
+    assert {p.name: _sha256(p) for p in tmp_path.iterdir() if p.is_file() and p.name != "recipe.json"} == before
+
+
+def test_export_weights_takes_a_name_not_a_path(tmp_path):
+    victim = tmp_path / "victim.pth"
+    victim.write_text("not an export")
+    result = subprocess.run([sys.executable, "-m", "experiments.export_weights", str(tmp_path / "run"), "--name",
+                             str(tmp_path / "victim")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--name" in result.stderr and "a name, not a path" in result.stderr
+    assert victim.read_text() == "not an export"
