@@ -157,6 +157,23 @@ def recorded_command(cfg: Packing, held: int, output: Path, eval_output: Path) -
     return shlex.join(words)
 
 
+def check_outputs(output: Path, eval_output: Path, inputs: list[Path]) -> None:
+    """Refuse outputs that would replace an input image or folder, or each other; called before any
+    image is read. Paths are compared resolved (symlinks, '..'): the rename replaces whatever the
+    name leads to."""
+    if output.resolve() == eval_output.resolve():
+        raise UserError(f"--output and --eval-output are both {output}: the validation file would replace the "
+                        "training file; give two files")
+    what = {path.parent.resolve(): f"the input folder {path.parent}" for path in inputs}
+    what.update({path.resolve(): f"the input image {path}" for path in inputs})
+    for flag, path in (("--output", output), ("--eval-output", eval_output)):
+        if path.resolve() in what:
+            raise UserError(f"{flag} {path} is {what[path.resolve()]}: writing it would destroy an input; "
+                            "write the HDF5 file elsewhere")
+        if path.is_dir():
+            raise UserError(f"{flag} {path} is a folder; name the HDF5 file to write")
+
+
 def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
     """(training name, training files, validation name, validation files), disjoint.
 
@@ -173,6 +190,8 @@ def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
         files += found
     name = "+".join(names)
     listed = files
+    val_name, val_files = resolve_images(cfg.eval_images, root) if cfg.eval_images else (name + VALIDATION_SUFFIX, [])
+    check_outputs(*cfg.outputs(name, val_name), [*files, *val_files])  # listed, not yet read
     digest_of = {path: content_hash(path) for path in files}
     # One path per content: the same image under a second path would train twice, and a held-out
     # image would come back into training under its other name.
@@ -192,7 +211,6 @@ def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
             raise UserError(f"--images: {path} is {test_images[digest]} of a test set (same content); "
                             "a test set is never trained on (score it with eval.py)")
     if cfg.eval_images:
-        val_name, val_files = resolve_images(cfg.eval_images, root)
         val_hashes = {content_hash(path): path for path in val_files}
         in_test = [digest for digest in val_hashes if digest in test_images]
         if val_name in TEST_SETS or in_test:
@@ -213,7 +231,7 @@ def choose_images(cfg: Packing) -> tuple[str, list[Path], str, list[Path]]:
         distinct: dict[Path, Path] = {}
         for path in listed:
             distinct.setdefault(path.resolve(), path)
-        val_name, val_files = name + VALIDATION_SUFFIX, held_out(list(distinct.values()), cfg.val_images)
+        val_files = held_out(list(distinct.values()), cfg.val_images)
         held_hashes = {digest_of[path] for path in val_files}
         files = [path for digest, path in by_content.items() if digest not in held_hashes]
     if cfg.max_images:

@@ -262,3 +262,51 @@ def test_a_duplicate_image_does_not_move_the_held_out_images(tmp_path, image_fol
     _, files, _, val_files = prepare_h5.choose_images(prepare_h5.Packing.settle(prepare_h5.parse_args(argv)))
     assert [path.name for path in val_files] == recorded == ["t18.png", "t34.png", "t51.png", "t8.png", "tt25.png"]
     assert len(files) == 91 - 5 - 1
+
+
+def _digests(folder) -> dict:
+    import hashlib
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def own_images(tmp_path, image_folders) -> dict:
+    """Copies of two training and two eval images, for tests that may (on broken code) write over them."""
+    copies = {}
+    for kind, names in (("train", ["img0.png", "img1.png"]), ("eval", ["val0.png", "val1.png"])):
+        copies[kind] = tmp_path / kind
+        copies[kind].mkdir()
+        for name in names:
+            (copies[kind] / name).write_bytes((image_folders[kind] / name).read_bytes())
+    return copies
+
+
+@pytest.mark.parametrize("output, eval_output, message", [
+    ("train/img0.png", "e.h5", r"--output .*train/img0.png is the input image .*img0.png"),  # issue 32, row 2
+    ("train", "e.h5", r"--output .*train is the input folder"),
+    ("t.h5", "eval/val1.png", r"--eval-output .*eval/val1.png is the input image"),
+    ("t.h5", "train/../train/img1.png", r"--eval-output .*img1.png is the input image"),
+    ("same.h5", "same.h5", r"--output and --eval-output are both .*same.h5"),  # issue 32, row 3
+])
+def test_no_output_replaces_an_input_or_the_other_output_and_nothing_is_read_first(own_images, output, eval_output,
+                                                                                   message, monkeypatch):
+    root = own_images["train"].parent
+    before = _digests(root)
+    monkeypatch.setattr(prepare_h5, "load_rgb", lambda path: pytest.fail(f"read {path} before refusing"))
+    monkeypatch.setattr(prepare_h5, "content_hash", lambda path: pytest.fail(f"hashed {path} before refusing"))
+    argv = ["--scale", "3", "--images", str(own_images["train"]), "--eval-images", str(own_images["eval"]),
+            "--output", str(root / output), "--eval-output", str(root / eval_output)]
+    with pytest.raises(UserError, match=message):
+        prepare_h5.main(prepare_h5.parse_args(argv))
+    assert _digests(root) == before
+
+
+def test_an_output_over_an_input_image_exits_2_with_one_line(own_images):
+    root = own_images["train"].parent
+    before = _digests(root)
+    result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", "3", "--images", str(own_images["train"]),
+                             "--val-images", "1", "--output", str(own_images["train"] / "img0.png")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "is the input image" in result.stderr and result.stdout == ""
+    assert _digests(root) == before
