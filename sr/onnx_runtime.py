@@ -22,6 +22,7 @@ from torch import nn
 
 from sr.checkpoint import check_network_fields
 from sr.errors import UserError, first_line
+from sr.models import COLORS
 
 FORMAT = "sr-onnx-v1"
 INPUT, OUTPUT = "input", "output"
@@ -31,6 +32,9 @@ MAX_METADATA_CHARS = 4096
 # The tiling margin: SRResNet x8's is the largest here, far below this.
 MAX_RECEPTIVE_RADIUS = 1024
 _REQUIRED = ("arch", "model_kwargs", "scale", "color", "layout", "receptive_radius", "whole_image_norm")
+# The probe every file is run on at load, (height, width): not square, so swapped axes show; tiny,
+# so that a graph enlarging 2000x instead of its metadata's scale asks for ~100 MB, not gigabytes.
+PROBE_HW = (2, 3)
 
 
 def require(module: str) -> ModuleType:
@@ -94,11 +98,31 @@ class OnnxModel(nn.Module):
         names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
         if names != ([INPUT], [OUTPUT]):
             raise UserError(f"{self.path}: expected one input {INPUT!r} and one output {OUTPUT!r}, found {names}")
+        self.forward(torch.zeros(1, COLORS[self.color], *PROBE_HW))  # the graph against what its metadata says
+
+    def expected_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output shape the metadata promises for an (N, C, h, w) input: h and w times the
+        model's own enlargement (the scale for "lr-hr", 1 for "upsampled")."""
+        n, _, h, w = shape
+        factor = self.scale if self.layout == "lr-hr" else 1
+        return (n, COLORS[self.color], h * factor, w * factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) in [0, 1], any device and float dtype -> float32 output on ``x``'s device."""
         inputs = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        (out,) = self.session.run([OUTPUT], {INPUT: inputs})
+        try:
+            (out,) = self.session.run([OUTPUT], {INPUT: inputs})
+        except Exception as exc:  # onnxruntime's errors (allocation, shapes) derive from Exception only
+            shape = "x".join(map(str, inputs.shape))
+            raise UserError(f"{self.path}: onnxruntime failed on a {shape} input ({_ort_message(exc)})") from None
+        wanted = self.expected_shape(inputs.shape)
+        if tuple(out.shape) != wanted:
+            def size(shape: tuple[int, ...]) -> str:  # (N, C, H, W) -> "WxH", with the channels where they differ
+                return f"{shape[3]}x{shape[2]}" + (f" in {shape[1]} channel(s)" if shape[1] != wanted[1] else "")
+
+            got = size(out.shape) if out.ndim == 4 and out.shape[0] == wanted[0] else f"an array of shape {tuple(out.shape)}"
+            raise UserError(f"{self.path}: its graph turns a {inputs.shape[3]}x{inputs.shape[2]} input into {got}, not the "
+                            f"{size(wanted)} that x{self.scale} ({self.layout}) gives; refused")
         return torch.from_numpy(out).to(x.device)
 
     def extra_repr(self) -> str:

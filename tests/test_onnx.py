@@ -1,7 +1,10 @@
 """ONNX export (sr.export) and onnxruntime inference (sr.onnx_runtime) against the PyTorch models."""
 
+import json
 import os
+import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -212,3 +215,53 @@ def test_onnx_metadata_passes_the_same_field_checks_as_a_checkpoint(tmp_path):
         with pytest.raises(UserError, match=message) as info:
             OnnxModel(tmp_path / "bad.onnx")
         assert "\n" not in str(info.value), key
+
+
+def _resize_graph(path, factor: float, scale: int = 3) -> None:
+    """An ONNX file with valid fsrcnn_x3 metadata whose graph is one nearest-neighbour Resize by ``factor``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    state = load_checkpoint(ROOT / "weights" / "fsrcnn_x3.safetensors")
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["input", "", "scales"], ["output"], mode="nearest")], "resize",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 1, "H", "W"])],
+        [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, factor, factor])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    meta = dict(format="sr-onnx-v1", arch=state["arch"], model_kwargs=json.dumps(dict(state["model_kwargs"], scale=scale)),
+                scale=str(scale), color=state["color"], layout=state["layout"], receptive_radius="6", whole_image_norm="false")
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, path)
+
+
+def test_a_graph_that_does_not_enlarge_by_its_scale_is_refused_at_load(tmp_path, photo):
+    # Issue 32, row 5: a graph that upsampled 2000x under x3 metadata gave a wrong image with exit 0
+    # (--upscale) or an onnxruntime allocation traceback (--dataset).
+    _resize_graph(tmp_path / "x2000.onnx", 2000.0)
+    _resize_graph(tmp_path / "x3.onnx", 3.0)
+    assert OnnxModel(tmp_path / "x3.onnx")(torch.rand(1, 1, 5, 7)).shape == (1, 1, 15, 21)  # what x3 promises
+    with pytest.raises(UserError, match=r"x2000.onnx: its graph turns a 3x2 input into 6000x4000, not the 9x6 "
+                                        r"that x3 \(lr-hr\) gives") as info:
+        OnnxModel(tmp_path / "x2000.onnx")
+    assert "\n" not in str(info.value)
+    result = subprocess.run([sys.executable, "eval.py", "--weights", str(tmp_path / "x2000.onnx"), "--upscale", str(photo),
+                             "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "not the 9x6" in result.stderr and not list(tmp_path.glob("photo*"))
+
+
+def test_an_onnxruntime_failure_while_running_is_one_line(tmp_path, monkeypatch):
+    _resize_graph(tmp_path / "x3.onnx", 3.0)
+    model = OnnxModel(tmp_path / "x3.onnx")
+
+    def failing_run(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running "
+                           "Resize node. Failed to allocate memory for requested buffer of size 96000000000\n  at ...")
+
+    monkeypatch.setattr(model, "session", SimpleNamespace(run=failing_run))
+    with pytest.raises(UserError, match=r"x3.onnx: onnxruntime failed on a 1x1x5x7 input \(Non-zero status code .*") as info:
+        model(torch.rand(1, 1, 5, 7))
+    assert "\n" not in str(info.value)
