@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -393,3 +394,61 @@ def test_a_stop_sent_to_the_whole_process_group_saves_with_dataloader_workers(tm
     assert "Traceback" not in err and "killed by signal" not in err
     assert err.strip().splitlines()[-1].split("\r")[-1].startswith("train_srcnn.py: interrupted at epoch")
     assert load_checkpoint(out / "last.pth")["epoch"] < 3
+
+
+def _h5(path, attrs: dict, **arrays) -> str:
+    """A small HDF5 file with ``attrs`` and datasets (names with '/' make groups), true or not to its attrs."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs.update(attrs)
+        for name, array in arrays.items():
+            f.create_dataset(name.replace("__", "/"), data=array)
+    return str(path)
+
+
+def _lying_files(folder, lie: str) -> tuple[str, str]:
+    """lr-hr Y files (8 patches of 11 px LR, one 16 px LR eval image) whose attrs say what the run
+    wants, and whose arrays hold what they say but for one ``lie``."""
+    rng = np.random.default_rng(0)
+    attrs = dict(scale=4 if "x4" in lie else 3, layout="lr-hr", color="rgb" if "rgb" in lie else "y")
+    train_scale = 3 if lie == "train x4 on x3 data" else attrs["scale"]
+    eval_scale = 3 if lie == "eval x4 on x3 data" else attrs["scale"]
+    train_channels = 1 if lie == "train rgb on y data" else (3 if attrs["color"] == "rgb" else 1)
+    eval_channels = 3 if attrs["color"] == "rgb" else 1
+
+    def pixels(*shape):
+        return rng.integers(0, 256, shape, np.uint8)
+
+    lr, hr = pixels(8, train_channels, 11, 11), pixels(8 if "counts" not in lie else 6, train_channels, 11 * train_scale, 11 * train_scale)
+    inputs = pixels(eval_channels, 16, 16) if "nan" not in lie else np.full((eval_channels, 16, 16), np.nan, np.float32)
+    return (_h5(folder / "train.h5", dict(attrs, kind="train"), lr=lr, hr=hr),
+            _h5(folder / "eval.h5", dict(attrs, kind="eval"), images__a__input=inputs,
+                images__a__hr=pixels(16 * eval_scale, 16 * eval_scale, 3)))
+
+
+@pytest.mark.parametrize("lie, wanted, message", [
+    ("train x4 on x3 data", (4, "lr-hr", "y"), r"train.h5: its attrs say x4 lr-hr y, but its LR patches are 11x11 px and its HR "
+                                                r"patches 33x33 px \(x3\)"),
+    ("train rgb on y data", (3, "lr-hr", "rgb"), r"train.h5: its attrs say x3 lr-hr rgb \(3 channels\), but its patches have 1"),
+    ("lr and hr counts differ", (3, "lr-hr", "y"), r"train.h5: holds 8 LR patches but 6 HR patches"),
+    ("eval x4 on x3 data", (4, "lr-hr", "y"), r"eval.h5: its attrs say x4 lr-hr y, but image 'a' is 16x16 px in and 48x48 px out"),
+    ("nan in the eval input", (3, "lr-hr", "y"), r"eval.h5: image 'a' input holds NaN or infinite values"),
+])
+def test_a_patch_or_eval_file_that_lies_about_its_data_is_refused_where_it_is_read(tmp_path, lie, wanted, message):
+    # Issue 32, rows 6 and 8: these ended in a RuntimeError or IndexError traceback, or "eval psnr: nan".
+    from sr.training.loader import TrainingData
+
+    train, evaluation = _lying_files(tmp_path, lie)
+    with pytest.raises(UserError, match=message) as info:
+        TrainingData.open(train, evaluation, *wanted)
+    assert "\n" not in str(info.value)
+
+
+def test_training_on_a_lying_file_exits_2_in_one_line(tmp_path):
+    train, evaluation = _lying_files(tmp_path, "lr and hr counts differ")
+    result = subprocess.run([sys.executable, "train_srcnn.py", "--arch", "fsrcnn-paper", "--train", train, "--eval", evaluation,
+                             "--out", str(tmp_path / "run"), "--device", "cpu", "--batch-size", "4", "--epochs", "1"],
+                            cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "holds 8 LR patches but 6 HR patches" in result.stderr and not (tmp_path / "run").exists()

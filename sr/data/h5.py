@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from sr.atomic import AtomicFile
 from sr.errors import UserError
+from sr.models import COLORS, LAYOUTS
 
 CHUNK = 64  # patches per HDF5 chunk: a batch read touches a few chunks, not thousands
 
@@ -154,6 +155,62 @@ def check_fits(attrs: dict[str, Any], path: str | Path, scale: int, layout: str,
         raise UserError(f"{path} does not fit the model: " + ", ".join(wrong) + (f"; make one with: {hint}" if hint else ""))
 
 
+def _geometry(attrs: dict[str, Any], path: Path) -> tuple[int, int, str]:
+    """(channels, how many times HR is LR's size, "x4 lr-hr y") as a file's attrs give them."""
+    scale, layout, color = attrs.get("scale"), attrs.get("layout"), attrs.get("color")
+    if not isinstance(scale, int) or scale < 1 or layout not in LAYOUTS or color not in COLORS:
+        raise UserError(f"{path}: its attrs give scale {scale!r}, layout {layout!r}, color {color!r}: not a file of "
+                        "prepare_h5.py; make it again with prepare_h5.py")
+    return COLORS[color], scale if layout == "lr-hr" else 1, f"x{scale} {layout} {color}"
+
+
+def _px(hw: tuple[int, ...]) -> str:
+    """An (h, w) size as messages give it: "33x33 px", width first."""
+    return f"{hw[1]}x{hw[0]} px"
+
+
+def _times(lr_hw: tuple[int, ...], hr_hw: tuple[int, ...]) -> str:
+    """How many times the HR side is the LR side, as "x3" (or "x1.33")."""
+    return f"x{hr_hw[0] / lr_hw[0]:.3g}" if lr_hw[0] else "x?"
+
+
+def check_patches(path: Path, attrs: dict[str, Any], lr: tuple[int, ...], hr: tuple[int, ...], dtypes: set) -> None:
+    """A training file's ``lr`` and ``hr`` shapes, (N, C, h, w) and (N, C, H, W), against its attrs:
+    a file that says x4 over x3 patches, RGB over Y, or holds unequal counts is refused before a batch
+    is read (it would fail inside the loss or the loader, or train on the wrong pairs)."""
+    channels, factor, said = _geometry(attrs, path)
+    if len(lr) != 4 or len(hr) != 4 or dtypes != {np.dtype(np.uint8)}:
+        raise UserError(f"{path}: its lr/hr datasets are {lr} and {hr} of {', '.join(map(str, dtypes))}, "
+                        "not the (N, C, h, w) uint8 patches of prepare_h5.py")
+    if lr[0] != hr[0]:
+        raise UserError(f"{path}: holds {lr[0]:,} LR patches but {hr[0]:,} HR patches; make it again with prepare_h5.py")
+    if lr[1] != channels or hr[1] != channels:
+        raise UserError(f"{path}: its attrs say {said} ({channels} channels), but its patches have "
+                        f"{lr[1] if lr[1] != channels else hr[1]}")
+    if (hr[2], hr[3]) != (lr[2] * factor, lr[3] * factor):
+        raise UserError(f"{path}: its attrs say {said}, but its LR patches are {_px(lr[2:])} and its HR patches "
+                        f"{_px(hr[2:])} ({_times(lr[2:], hr[2:])})")
+
+
+def check_eval_image(path: Path, attrs: dict[str, Any], name: str, inputs: np.ndarray, hr: np.ndarray) -> None:
+    """One eval image, ``inputs`` (C, h, w) and ``hr`` (H, W, 3), against the file's attrs: uint8 as
+    prepare_h5.py writes them (a float array with NaN would score "nan" and never choose a best.pth),
+    in the attrs' channels, and HR the attrs' scale times the input (once for the upsampled layout)."""
+    channels, factor, said = _geometry(attrs, path)
+    for part, array in (("input", inputs), ("hr", hr)):
+        if array.dtype != np.uint8:
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                raise UserError(f"{path}: image {name!r} {part} holds NaN or infinite values; make it again with prepare_h5.py")
+            raise UserError(f"{path}: image {name!r} {part} is {array.dtype}, not the uint8 of prepare_h5.py")
+    if inputs.ndim != 3 or hr.ndim != 3 or hr.shape[2] != 3:
+        raise UserError(f"{path}: image {name!r} has input {inputs.shape} and hr {hr.shape}, not (C, h, w) and (H, W, 3)")
+    if inputs.shape[0] != channels:
+        raise UserError(f"{path}: its attrs say {said} ({channels} channels), but image {name!r} input has {inputs.shape[0]}")
+    if hr.shape[:2] != (inputs.shape[1] * factor, inputs.shape[2] * factor):
+        raise UserError(f"{path}: its attrs say {said}, but image {name!r} is {_px(inputs.shape[1:])} in and "
+                        f"{_px(hr.shape[:2])} out ({_times(inputs.shape[1:], hr.shape[:2])})")
+
+
 def _available_memory() -> int:
     try:
         with open("/proc/meminfo") as f:
@@ -177,6 +234,9 @@ class PatchDataset(Dataset):
         self.path = Path(path)
         self.attrs = read_attrs(self.path, "train")
         with h5py.File(self.path, "r") as f:
+            if not all(isinstance(f.get(name), h5py.Dataset) for name in ("lr", "hr")):
+                raise UserError(f"{self.path}: holds no 'lr' and 'hr' datasets; make it again with prepare_h5.py")
+            check_patches(self.path, self.attrs, f["lr"].shape, f["hr"].shape, {f["lr"].dtype, f["hr"].dtype})
             self.length = f["lr"].shape[0]
             nbytes = f["lr"].nbytes + f["hr"].nbytes
             self.lr_shape, self.hr_shape = f["lr"].shape[1:], f["hr"].shape[1:]
@@ -216,7 +276,14 @@ class EvalImage(NamedTuple):
 def load_eval_set(path: str | Path, hint: str = "") -> tuple[dict[str, Any], list[EvalImage]]:
     attrs = read_attrs(path, "eval", hint)
     with h5py.File(path, "r") as f:
-        images = [EvalImage(name, g["input"][...], g["hr"][...]) for name, g in f["images"].items()]
+        groups = f.get("images")
+        if not isinstance(groups, h5py.Group) or not all(
+                isinstance(g, h5py.Group) and all(isinstance(g.get(k), h5py.Dataset) for k in ("input", "hr"))
+                for g in groups.values()):
+            raise UserError(f"{path}: its images are not groups of 'input' and 'hr' datasets; make it again with prepare_h5.py")
+        images = [EvalImage(name, g["input"][...], g["hr"][...]) for name, g in groups.items()]
+    for image in images:
+        check_eval_image(Path(path), attrs, *image)
     if not images:
         raise UserError(f"{path}: holds no images")
     return attrs, images
