@@ -3,11 +3,14 @@
     history = read_history("photo.webp")   # History(container="webp", lossy=True, quality=None, blockiness=...)
 
 * JPEG: the quality its luminance quantisation table was scaled from (``sr.jpeg_quality``).
-* WebP: lossy when the file holds a ``VP8 `` bitstream (VP8L is lossless), read from the RIFF chunks.
+* WebP: lossy when the file holds a ``VP8 `` bitstream (VP8L is lossless), read from the RIFF
+  chunks; its quality from the bitstream's quantiser indices (``sr.webp_quality``).
 * Anything else (PNG, TIFF, lossless WebP, BMP): the pixels are measured for compression damage.
   ``blockiness`` is how much larger the luma steps are across an 8- or 4-pixel grid than beside
   it (0: no grid; see ``blockiness`` for measured values). A JPEG resized after saving keeps its
   blocks on a smaller grid (4 px after halving), so both periods are looked at, at every phase.
+  Where an 8-pixel grid shows, the JPEG quality the pixels were decoded from is read off their
+  DCT coefficients at that grid (``sr.jpeg_quality.pixel_quality``), when they allow it.
 
 Only the central ``MAX_SIDE`` x ``MAX_SIDE`` pixels are measured, so the cost is bounded whatever the image size.
 """
@@ -21,19 +24,30 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sr.jpeg_quality import jpeg_quality
+from sr.jpeg_quality import jpeg_quality, pixel_quality
+from sr.webp_quality import webp_quality
 
 MAX_SIDE = 1024
 PERIODS = (8, 4)
 STEP_CLIP = 6.0  # luma levels
+PIXEL_QUALITY_GRID = 0.02  # blockiness above which a lossless file's JPEG quality is looked for (clean LR: up to 0.035)
 
 
 @dataclass(frozen=True)
 class History:
     container: str  # "jpeg", "webp" or another Pillow format name in lower case ("png", "tiff", ...)
     lossy: bool  # the container itself is lossy (JPEG, lossy WebP)
-    quality: int | None = None  # a JPEG's estimated quality
+    quality: int | None = None  # the estimated quality of the last lossy save (JPEG or WebP); None: not read
     blockiness: float | None = None  # measured for lossless containers only
+
+    def describe(self) -> str:
+        """What was read, in a few words: "JPEG q38", "lossy WebP q40", "png, 8x8 grid of JPEG q40"."""
+        if self.container == "jpeg":
+            return f"JPEG q{self.quality}"
+        if self.lossy:
+            return "lossy WebP" + (f" q{self.quality}" if self.quality else "")
+        grid = f", block grid {self.blockiness:.2f}" if self.blockiness else ""
+        return self.container + grid + (f" from a JPEG q{self.quality}" if self.quality else "")
 
 
 def webp_is_lossy(path: str | Path) -> bool | None:
@@ -82,6 +96,18 @@ def blockiness(luma: np.ndarray, periods: tuple[int, ...] = PERIODS) -> float:
     return best
 
 
+def grid_phase(luma: np.ndarray, period: int = 8) -> tuple[int, int]:
+    """(dy, dx): where the ``period``-pixel block grid of a 2-D luma image starts, found as the
+    position whose steps (clipped as in ``blockiness``) are largest on average, per axis."""
+    phase = []
+    for steps in (np.abs(np.diff(luma.astype(np.float64), axis=0)).T, np.abs(np.diff(luma.astype(np.float64), axis=1))):
+        steps = np.minimum(steps, STEP_CLIP)
+        n = steps.shape[1] // period * period
+        by_phase = steps[:, :n].reshape(steps.shape[0], -1, period).mean(axis=(0, 1)) if n else np.zeros(period)
+        phase.append((int(by_phase.argmax()) + 1) % period)  # step i is between pixels i and i + 1
+    return phase[0], phase[1]
+
+
 def _central_luma(img: Image.Image) -> np.ndarray:
     w, h = img.size
     left, top = max(0, (w - MAX_SIDE) // 2), max(0, (h - MAX_SIDE) // 2)
@@ -96,11 +122,14 @@ def read_history(path: str | Path) -> History:
         return History("jpeg", True, quality=quality)
     lossy_webp = webp_is_lossy(path)
     if lossy_webp:
-        return History("webp", True)
+        return History("webp", True, quality=webp_quality(path))
     try:
         with Image.open(path) as img:
             container = (img.format or Path(path).suffix.lstrip(".")).lower()
-            return History(container, False, blockiness=blockiness(_central_luma(img)))
+            luma = _central_luma(img)
     except (OSError, ValueError, Image.DecompressionBombError):
         # Unreadable: nothing to measure. Reading it for real says why, in its own words.
         return History("unreadable", False, blockiness=0.0)
+    grid = blockiness(luma)
+    decoded_from = pixel_quality(luma, grid_phase(luma)) if grid >= PIXEL_QUALITY_GRID else None
+    return History(container, False, quality=decoded_from, blockiness=grid)

@@ -49,3 +49,49 @@ def jpeg_quality(path: str | Path) -> int | None:
         return None
     # Ties (near quality 100 many tables are all ones) go to the lowest such quality.
     return int(np.abs(ijg_luma_tables() - luma).sum(axis=1).argmin()) + 1
+
+
+def _dct_matrix() -> np.ndarray:
+    """The 8x8 orthonormal DCT-II: JPEG's forward transform is ``D @ block @ D.T``."""
+    u, x = np.mgrid[0:8, 0:8]
+    d = np.cos((2 * x + 1) * u * np.pi / 16) * np.sqrt(2 / 8)
+    d[0] /= np.sqrt(2)
+    return d
+
+
+# The lowest frequencies (natural order, row-major): the ones that keep nonzero values even at
+# low quality, so there is something to measure their step on.
+_PROBED = np.array([0, 1, 8, 9, 2, 16])
+FIT = 0.12  # mean distance from a multiple of the step, in steps: ~0.25 when the step is wrong
+
+
+def pixel_quality(luma: np.ndarray, phase: tuple[int, int] = (0, 0)) -> int | None:
+    """The JPEG quality a lossless image's pixels were decoded from, or None when they do not
+    look like a decoded JPEG: (H, W) luma (JPEG's Y, 0-255), ``phase`` the block grid's offset.
+
+    A decoded JPEG's 8x8 DCT coefficients sit near multiples of its quantisation steps (off by
+    the rounding of the pixels). The lowest quality whose IJG steps every probed coefficient
+    fits (``FIT``) is the answer: a coarser table leaves uniform residuals, and a finer one is
+    a multiple only where it happens to divide. The classic quantisation-table estimate, kept
+    to the steps where pixel rounding is small against the step (roughly quality 80 and below).
+    """
+    dy, dx = phase
+    y = luma[dy:, dx:].astype(np.float64)
+    h, w = y.shape[0] // 8 * 8, y.shape[1] // 8 * 8
+    if h < 64 or w < 64:
+        return None
+    blocks = (y[:h, :w] - 128).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    d = _dct_matrix()
+    coef = (d @ blocks @ d.T).reshape(-1, 64)[:, _PROBED]  # (blocks, probed)
+    tables = ijg_luma_tables()[:, _PROBED].astype(np.float64)  # (100, probed)
+    for quality, steps in enumerate(tables, start=1):
+        if quality < 100 and (tables[quality] == steps).all():
+            continue  # the next quality has the same probed steps: answer the highest of such a run
+        ratio = coef / steps
+        nonzero = np.abs(ratio) >= 0.5  # zeros fit any step; only what survived quantisation tells
+        if nonzero.sum(axis=0).min() < 50:
+            continue  # too few surviving coefficients at this step to judge it
+        residual = np.abs(ratio - np.round(ratio))
+        if all(residual[nonzero[:, k], k].mean() < FIT for k in range(len(_PROBED))):
+            return quality
+    return None

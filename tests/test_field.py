@@ -10,7 +10,7 @@ from PIL import Image
 import eval as eval_script
 from conftest import smooth_image
 from sr.data.degradation import downscale
-from sr.data.field import FIELD_KINDS, check_kind, field_degrade, field_suffix, save_field_lr
+from sr.data.field import FIELD_KINDS, HEAVY_KINDS, RESAVE_SHIFT, check_kind, compress, field_degrade, field_suffix, save_field_lr, shifted_compress
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def hr():
     return np.clip(img, 0, 255).round().astype(np.uint8)
 
 
-@pytest.mark.parametrize("kind", [*FIELD_KINDS, "jpeg:40", "webp:50"])
+@pytest.mark.parametrize("kind", [*FIELD_KINDS, *HEAVY_KINDS, "webp:50"])
 def test_each_kind_decodes_from_its_file_to_the_pixels_it_scores(tmp_path, hr, kind):
     lr = field_degrade(hr, 4, kind)
     assert lr.shape == (24, 32, 3) and lr.dtype == np.uint8
@@ -82,3 +82,13 @@ def test_denoise_blends_the_clean_and_the_photo_model_weight_by_weight(tmp_path)
                                                  "--device", "cpu", "--no-amp", *flags]))
     (blend,), (plain,) = (list((tmp_path / f).iterdir()) for f in ("blend", "clean"))
     assert np.array_equal(np.array(Image.open(blend)), np.array(Image.open(plain)))
+
+
+def test_two_saves_are_the_first_on_a_shifted_grid_then_the_second(hr):
+    lr = downscale(hr, 4)
+    first = shifted_compress(lr, "jpeg", 50, RESAVE_SHIFT, RESAVE_SHIFT)
+    assert np.array_equal(field_degrade(hr, 4, "jpeg:50+webp:70"), compress(first, "webp", 70))
+    assert field_suffix("jpeg:50+webp:70") == ".webp" and field_suffix("webp:50+jpeg:80") == ".jpg"
+    for bad in ("jpeg:50+", "jpeg:50+webp:70+jpeg:90", "clean+jpeg:50"):
+        with pytest.raises(ValueError):
+            check_kind(bad)

@@ -60,3 +60,28 @@ def test_blockiness_sees_a_grid_of_block_offsets_and_not_noise():
 def test_an_unreadable_file_is_not_measured_but_left_to_the_reader(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     assert default_weights(tmp_path / "broken.png")[0] == DEFAULT_WEIGHTS
+
+
+@pytest.mark.parametrize("quality", [30, 40, 60, 85])
+def test_a_lossy_webp_tells_its_quality_from_its_quantiser_indices(tmp_path, photo_hr, quality):
+    Image.fromarray(downscale(photo_hr, 4)).save(tmp_path / "x.webp", quality=quality)
+    read = read_history(tmp_path / "x.webp").quality
+    assert read is not None and abs(read - quality) <= 6, read
+    # A lossless WebP has no quantiser: no quality is made up for it.
+    Image.fromarray(downscale(photo_hr, 4)).save(tmp_path / "lossless.webp", lossless=True)
+    assert read_history(tmp_path / "lossless.webp").quality is None
+
+
+@pytest.mark.parametrize("crop", [(0, 0), (3, 5)])
+def test_a_png_of_a_q40_jpeg_tells_the_jpeg_quality_from_its_pixels(tmp_path, photo_hr, crop):
+    Image.fromarray(downscale(photo_hr, 4)).save(tmp_path / "x.jpg", quality=40)
+    with Image.open(tmp_path / "x.jpg") as jpeg:  # a screenshot of it, cropped off the block grid or not
+        jpeg.crop((crop[1], crop[0], jpeg.width, jpeg.height)).save(tmp_path / "shot.png")
+    history = read_history(tmp_path / "shot.png")
+    assert history.container == "png" and not history.lossy
+    assert history.quality == 40, history
+
+
+def test_a_clean_png_has_no_quality_to_read(tmp_path, photo_hr):
+    save_field_lr(photo_hr, 4, "clean", tmp_path / "clean")
+    assert read_history(tmp_path / "clean.png").quality is None

@@ -1,4 +1,5 @@
 import argparse
+import dataclasses
 import json
 import math
 import pickle
@@ -181,7 +182,7 @@ def test_flags_defaults_round_trip_and_errors():
     with pytest.raises(UserError, match="--degrade-jpeg-quality"):
         settings_from_args(parser.parse_args(["--degrade-jpeg-quality", "90", "30"]))
     text = " ".join(parser.format_help().split())  # argparse wraps lines at will
-    assert text.count("(default: ") == 18
+    assert text.count("(default: ") == len(dataclasses.fields(DegradationSettings))  # one flag a setting
     assert "probability of a Gaussian blur before downscaling (default: 0.8)" in text
 
 
@@ -395,3 +396,13 @@ def test_field_steps_are_seeded_and_leave_other_samples_alone(hr):
     # Resized after compression and second rounds change the LR from the one-save model's.
     assert not torch.equal(degrade(hr, replace(DEFAULTS, resize_after_prob=1.0), seed=3), degrade(hr, DEFAULTS, seed=3))
     assert not torch.equal(degrade(hr, replace(DEFAULTS, second_prob=1.0), seed=3), degrade(hr, DEFAULTS, seed=3))
+
+
+def test_second_swap_changes_only_the_samples_saved_twice(hr):
+    twice = replace(DEFAULTS, jpeg_prob=1.0, second_prob=0.5)
+    same, swapped = degrade(hr, twice, seed=5), degrade(hr, replace(twice, second_swap_prob=1.0), seed=5)
+    assert torch.equal(degrade(hr, replace(twice, second_swap_prob=0.0), seed=5), same)  # drawn last: nothing else moves
+    changed = [i for i in range(len(hr)) if not torch.equal(same[i], swapped[i])]
+    once = degrade(hr, replace(twice, second_prob=0.0), seed=5)
+    saved_twice = [i for i in range(len(hr)) if not torch.equal(same[i], once[i])]
+    assert changed and set(changed) <= set(saved_twice)  # a second save in the other format, and nowhere else

@@ -17,6 +17,12 @@ Every kind starts from the evaluation protocol's LR (MATLAB bicubic, rounded to 
                 two block grids one pixel apart.
 * ``noisy``     Gaussian noise of std 5 (8-bit levels, the same seed for every image, per channel)
                 added to the LR, rounded, then JPEG q85: a noisy phone JPEG.
+* ``A+B``       two lossy saves, each ``jpeg:Q`` or ``webp:Q``: the LR saved as A with its grid moved
+                ``RESAVE_SHIFT`` px down and right, decoded, then saved as B on the image's own grid:
+                a downloaded photo cropped and saved again (``jpeg:50+webp:70``, ``jpeg:40+jpeg:80``).
+
+The heavy kinds (``HEAVY_KINDS``) are what stock sites and messengers serve: quality 30-40, and
+a low-quality JPEG saved again, in the other format or on a shifted grid.
 
 Deterministic: the same image and kind give the same bytes on any machine with the same libjpeg
 and libwebp (Pillow bundles both).
@@ -34,18 +40,27 @@ from sr.data.degradation import downscale, to_uint8
 from sr.imresize import imresize
 
 FIXED_KINDS = ("clean", "resized", "resaved", "noisy")
-FIELD_KINDS = ("clean", "jpeg:75", "webp:75", "resized", "resaved", "noisy")  # the table of experiments.field
+FIELD_KINDS = ("clean", "jpeg:75", "webp:75", "resized", "resaved", "noisy")  # the mild kinds
+HEAVY_KINDS = ("jpeg:30", "jpeg:40", "webp:30", "webp:40", "jpeg:50+webp:70", "jpeg:40+jpeg:80")
+RESAVE_SHIFT = 4  # px the first save's grid of an A+B kind sits from the second's: half an 8x8 JPEG block
 NOISE_SEED = 20  # the noise of ``noisy``: one seed for every image, so runs compare alike
+
+
+def _save(part: str) -> tuple[str, int] | None:
+    """``"jpeg:Q"`` or ``"webp:Q"`` -> (codec, Q); None for anything else."""
+    codec, _, quality = part.partition(":")
+    if codec in ("jpeg", "webp") and quality.isdigit() and 1 <= int(quality) <= 100:
+        return codec, int(quality)
+    return None
 
 
 def check_kind(kind: str) -> str:
     """``kind`` if it names a field degradation; ValueError saying what does otherwise."""
-    if kind in FIXED_KINDS:
+    parts = kind.split("+")
+    if kind in FIXED_KINDS or (len(parts) <= 2 and all(_save(p) for p in parts)):
         return kind
-    codec, _, quality = kind.partition(":")
-    if codec in ("jpeg", "webp") and quality.isdigit() and 1 <= int(quality) <= 100:
-        return kind
-    raise ValueError(f"unknown degradation {kind!r}: one of {', '.join(FIXED_KINDS)}, jpeg:Q or webp:Q (Q 1-100)")
+    raise ValueError(f"unknown degradation {kind!r}: one of {', '.join(FIXED_KINDS)}, jpeg:Q or webp:Q (Q 1-100), "
+                     "or two saves as jpeg:Q+webp:Q")
 
 
 def encode(rgb: np.ndarray, codec: str, quality: int) -> bytes:
@@ -89,8 +104,10 @@ def _last_save(hr: np.ndarray, scale: int, kind: str) -> tuple[np.ndarray, str |
     if kind == "noisy":
         noise = np.random.default_rng(NOISE_SEED).normal(0.0, 5.0, lr.shape)
         return to_uint8(lr + noise), "jpeg", 85
-    codec, _, quality = kind.partition(":")
-    return lr, codec, int(quality)
+    *first, last = [_save(p) for p in kind.split("+")]
+    for codec, quality in first:
+        lr = shifted_compress(lr, codec, quality, RESAVE_SHIFT, RESAVE_SHIFT)
+    return lr, *last
 
 
 def field_degrade(hr: np.ndarray, scale: int, kind: str) -> np.ndarray:
@@ -101,10 +118,10 @@ def field_degrade(hr: np.ndarray, scale: int, kind: str) -> np.ndarray:
 
 def field_suffix(kind: str) -> str:
     """The file extension a user's file of this kind has: .jpg for JPEG kinds, .webp for WebP, .png otherwise."""
-    kind = check_kind(kind)
-    if kind.startswith("webp"):
+    last = check_kind(kind).split("+")[-1]
+    if last.startswith("webp"):
         return ".webp"
-    return ".jpg" if kind.startswith("jpeg") or kind in ("resaved", "noisy") else ".png"
+    return ".jpg" if last.startswith("jpeg") or last in ("resaved", "noisy") else ".png"
 
 
 def save_field_lr(hr: np.ndarray, scale: int, kind: str, stem: Path) -> Path:

@@ -62,6 +62,7 @@ class DegradationSettings:
     second_blur_sigma: tuple[float, float] = (0.2, 0.8)  # std of the second blur, in LR pixels (half the second rounds)
     second_noise_sigma: tuple[float, float] = (0.0, 5.0)  # std of the second noise, 0-255 scale
     second_quality: tuple[int, int] = (60, 95)  # quality of the second compression, inclusive
+    second_swap_prob: float = 0.0  # share of second saves made in the other format than the first (JPEG <-> WebP)
 
     def __post_init__(self):
         for name in ("resize_after_ratio", "second_blur_sigma", "second_noise_sigma", "second_quality"):
@@ -71,7 +72,7 @@ class DegradationSettings:
         if not (1 <= self.second_quality[0] and self.second_quality[1] <= 100):
             raise ValueError(f"second_quality must be within 1..100, got {self.second_quality}")
         for name in ("clean_prob", "blur_prob", "aniso_prob", "noise_prob", "grey_noise_prob", "jpeg_prob",
-                     "webp_share", "grid_shift_prob", "resize_after_prob", "second_prob"):
+                     "webp_share", "grid_shift_prob", "resize_after_prob", "second_prob", "second_swap_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name, lowest in (("blur_sigma", 1e-3), ("noise_sigma", 0.0), ("jpeg_quality", 1)):
@@ -222,6 +223,7 @@ def degrade_batch(
     noise = torch.randn(n, 3, lh, lw, generator=generator)  # unit std; grey samples use channel 0
     v = torch.rand(n, 14, generator=generator, dtype=torch.float64)  # the field steps (_WEBP ...)
     second_noise = torch.randn(n, 3, lh, lw, generator=generator)
+    swap = torch.rand(n, generator=generator, dtype=torch.float64)  # drawn last: earlier settings keep their LR
 
     clean = u[:, _CLEAN] < s.clean_prob
     out = torch.empty(n, 3, lh, lw, dtype=torch.uint8)
@@ -235,7 +237,7 @@ def degrade_batch(
         return out
     # index_select rather than hr[rest]: advanced indexing of uint8 is ~8x slower on the CPU.
     x = hr.index_select(0, rest).float()  # (m, 3, H, W) in [0, 255]
-    u, v = u[rest], v[rest]
+    u, v, swap = u[rest], v[rest], swap[rest]
     quality = _quality(u[:, _QUALITY], s.jpeg_quality)
     webp = v[:, _WEBP] < s.webp_share
     shifted = v[:, _SHIFT] < s.grid_shift_prob
@@ -312,7 +314,10 @@ def degrade_batch(
         q2 = _quality(vs[:, _SECOND_Q], s.second_quality)
         for k, j in enumerate(second.tolist()):
             dy2, dx2 = (int(min(7, vs[k, c] * 8)) for c in (_SECOND_DY, _SECOND_DX))
-            lr[j] = _compress(y[k], bool(vs[k, _SECOND_WEBP] < s.webp_share), int(q2[k]), dy2, dx2)
+            second_webp = bool(vs[k, _SECOND_WEBP] < s.webp_share)
+            if swap[j] < s.second_swap_prob:  # the other format than the first save: a JPEG re-saved as WebP
+                second_webp = not bool(webp[j])
+            lr[j] = _compress(y[k], second_webp, int(q2[k]), dy2, dx2)
     out[rest] = lr
     return out
 
@@ -348,6 +353,7 @@ FLAG_HELP = {
     "second_blur_sigma": "range of the second blur's std in LR pixels",
     "second_noise_sigma": "range of the second noise's std, 0-255 scale",
     "second_quality": "range of the second save's quality, inclusive",
+    "second_swap_prob": "share of second saves made in the other format than the first (a JPEG saved again as WebP)",
 }
 
 
