@@ -563,8 +563,17 @@ def validate_checkpoint(state: Any, path: str | Path = "checkpoint", values: boo
                                 ("args", "optimizer", "scheduler", "scaler", "d_optimizer", "d_scheduler", "d_scaler"))):
         if key in state and not accept(state[key]):
             bad(key, f"is {_show(state[key])}; it must be {need}")
+    # A resume rebuilds the network from the run's settings (args) and loads ``model`` into it.
+    for key in ("arch", "scale", "color"):
+        if key in state.get("args", {}) and state["args"][key] != state[key]:
+            bad(f"args.{key}", f"is {_show(state['args'][key])}, but the checkpoint's {key} is {_show(state[key])}")
 
     _check_tensors(state["model"], net, f"{arch} {_show(kwargs, 200)}", "model", bad, values, MAX_WEIGHT)
+    # --ema: ``model`` is the average; the trained weights a resume goes on from are of the same network.
+    if "trained_model" in state:
+        _check_tensors(state["trained_model"], net, f"{arch} {_show(kwargs, 200)}", "trained_model", bad, values, MAX_WEIGHT)
+    if "ema_updates" in state and not (_is_int(state["ema_updates"]) and state["ema_updates"] >= 0):
+        bad("ema_updates", f"is {_show(state['ema_updates'])}; it must be an integer >= 0")
 
     # A GAN run's discriminator, the same way.
     if "discriminator" in state or "discriminator_kwargs" in state:

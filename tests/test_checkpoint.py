@@ -161,6 +161,15 @@ BAD = {
     "step a string": ("fsrcnn_x3", _field("step", "3"), r"field 'step' is '3'"),
     "best_psnr nan": ("fsrcnn_x3", _field("best_psnr", math.nan), r"field 'best_psnr' is nan; it must be a number"),
     "optimizer not a dict": ("fsrcnn_x3", _field("optimizer", 1.0), r"field 'optimizer' is 1.0; it must be a dict"),
+    # Fields against each other (issue 32, row 7): a resume rebuilt args.arch and failed loading the weights.
+    "args.arch not the arch": ("fsrcnn_x3", _field("args", {"arch": "fsrcnn", "scale": 3, "color": "y"}),
+                               r"field 'args.arch' is 'fsrcnn', but the checkpoint's arch is 'fsrcnn-paper'"),
+    "args.scale not the scale": ("fsrcnn_x3", _field("args", {"arch": "fsrcnn-paper", "scale": 4}),
+                                 r"field 'args.scale' is 4, but the checkpoint's scale is 3"),
+    "trained_model not the model": ("fsrcnn_x3", lambda s: s.update(trained_model=create_model("srcnn", 3)[0].state_dict(), ema_updates=1),
+                                    r"field 'trained_model' lacks tensor 'body.1.weight', which fsrcnn-paper"),
+    "ema_updates negative": ("fsrcnn_x3", lambda s: s.update(trained_model=s["model"], ema_updates=-1),
+                             r"field 'ema_updates' is -1; it must be an integer >= 0"),
 }
 
 
@@ -168,7 +177,9 @@ BAD = {
 # same cases must be refused from them, but for those a safetensors file cannot hold: training
 # fields, and a 'model' that is not a dict of tensors (save_weights could not write one).
 WEIGHTS_ONLY = [case for case in BAD if case not in ("state_dict not a dict", "epoch negative", "step a string",
-                                                      "best_psnr nan", "optimizer not a dict")]
+                                                      "best_psnr nan", "optimizer not a dict", "args.arch not the arch",
+                                                      "args.scale not the scale", "trained_model not the model",
+                                                      "ema_updates negative")]
 WRITERS = {".pth": save_checkpoint, ".safetensors": save_weights}
 
 

@@ -452,3 +452,25 @@ def test_training_on_a_lying_file_exits_2_in_one_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "holds 8 LR patches but 6 HR patches" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_resume_with_another_runs_optimizer_state_is_refused_in_one_line(tmp_path, h5_x3):
+    # Issue 32, row 7: Adam state for an RGB SRCNN (same number of tensors, other shapes) loaded into a Y
+    # SRCNN's optimizer without complaint and failed inside the first step with a RuntimeError traceback.
+    _train(h5_x3, tmp_path / "run", "--epochs", "1")
+    state = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+    other, _ = create_model("srcnn", 3, "rgb")
+    adam = torch.optim.Adam(other.parameters())
+    other(torch.rand(1, 3, 12, 12)).mean().backward()
+    adam.step()
+    state["optimizer"] = adam.state_dict()
+    save_checkpoint(tmp_path / "doctored.pth", {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(UserError, match=r"--resume: the checkpoint's optimizer holds state of shape \(64, 3, 9, 9\) for "
+                                        r"SRCNN's parameter 'body.0.weight' of shape \(64, 1, 9, 9\)") as info:
+        train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "doctored.pth")]))
+    assert "\n" not in str(info.value)
+    state["optimizer"]["param_groups"][0]["params"].pop()
+    state["optimizer"]["state"].pop(5, None)
+    save_checkpoint(tmp_path / "fewer.pth", {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(UserError, match=r"--resume: the checkpoint's optimizer has 5 parameters in its group 1; SRCNN's has 6"):
+        train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "fewer.pth")]))

@@ -27,6 +27,32 @@ def parameter_groups(module: nn.Module, lr: float, last_layer_lr: float = 1.0) -
             {"params": list(last.parameters()), "lr": lr * last_layer_lr}]
 
 
+def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer, module: nn.Module, what: str) -> None:
+    """``saved`` (an optimizer's state_dict from a checkpoint) must fit ``optimizer``, made for ``module``:
+    as many groups and parameters, and every state tensor of its parameter's shape. Another run's
+    state loads into torch's optimizer without complaint when the counts agree, and fails inside
+    the first step; this says so at --resume, in one line."""
+    names = {id(p): name for name, p in module.named_parameters()}
+    arch = type(module).__name__
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    state = saved.get("state") if isinstance(saved, dict) else None
+    if not isinstance(groups, list) or not isinstance(state, dict) or not all(
+            isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise UserError(f"--resume: {what} is not an optimizer's state (no param_groups and state)")
+    if len(groups) != len(optimizer.param_groups):
+        raise UserError(f"--resume: {what} has {len(groups)} parameter group(s); {arch}'s has {len(optimizer.param_groups)} "
+                        "(--last-layer-lr makes two): it comes from another run")
+    for number, (group, mine) in enumerate(zip(groups, optimizer.param_groups), 1):
+        if len(group["params"]) != len(mine["params"]):
+            raise UserError(f"--resume: {what} has {len(group['params'])} parameters in its group {number}; "
+                            f"{arch}'s has {len(mine['params'])}: it comes from another run")
+        for index, param in zip(group["params"], mine["params"]):
+            for tensor in (state.get(index) or {}).values():
+                if isinstance(tensor, torch.Tensor) and tensor.dim() > 0 and tensor.shape != param.shape:
+                    raise UserError(f"--resume: {what} holds state of shape {tuple(tensor.shape)} for {arch}'s parameter "
+                                    f"{names.get(id(param), '?')!r} of shape {tuple(param.shape)}: it comes from another run")
+
+
 @dataclass
 class Optim:
     """A network's Adam, its cosine schedule from ``lr`` to 0 over the whole run (stepped every
@@ -48,7 +74,9 @@ class Optim:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps), eta_min=0.0)
         scaler = torch.amp.GradScaler(precision.device_type, enabled=precision.needs_grad_scaler)
         if resume:
-            optimizer.load_state_dict(resume[f"{prefix}optimizer"])
+            saved = resume[f"{prefix}optimizer"]
+            check_optimizer_state(saved, optimizer, module, f"the checkpoint's {prefix}optimizer")
+            optimizer.load_state_dict(saved)
             scheduler.load_state_dict(resume[f"{prefix}scheduler"])
             scaler.load_state_dict(resume.get(f"{prefix}scaler", {}))
         return cls(optimizer, scheduler, scaler)
