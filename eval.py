@@ -217,8 +217,8 @@ def upscale_mode(args, device) -> list[Path]:
     # quality the photo model, everything else the clean one. Each model loads once.
     _check_writable(args.output.parent if args.output else args.out_dir)
     picks = args.weights is None and args.denoise is None and not args.bicubic
-    chosen = {src: default_weights(src) if picks else (None, "") for src in files}
-    upscalers = {w: load_upscaler(args, device, args.amp, enlarging=True, weights=w) for w, _ in chosen.values()}
+    chosen = {src: default_weights(src) if picks else (None, "", 0.0) for src in files}
+    upscalers = {w: load_upscaler(args, device, args.amp, enlarging=True, weights=w) for w, *_ in chosen.values()}
     jobs = []
     for src in files:
         upscaler = upscalers[chosen[src][0]]

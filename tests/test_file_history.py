@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sr.data.degradation import downscale, mod_crop
@@ -9,7 +10,7 @@ from sr.data.field import field_degrade, save_field_lr
 from sr.data.h5 import held_out
 from sr.data.images import list_images, load_rgb
 from sr.file_history import blockiness, read_history, webp_is_lossy
-from sr.weights import DEFAULT_WEIGHTS, PHOTO_WEIGHTS, default_weights
+from sr.weights import DEFAULT_WEIGHTS, HEAVY_ANCHORS, PHOTO_WEIGHTS, WEIGHTS_DIR, Choice, default_weights, load_choice, named_choice
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def test_lossy_and_lossless_webp_are_told_apart_by_their_chunks(tmp_path, photo_
     assert webp_is_lossy(tmp_path / "lossy.jpg") is True
     assert webp_is_lossy(tmp_path / "lossless.webp") is False
     assert webp_is_lossy(tmp_path / "with_alpha.webp") is True  # VP8X: metadata chunks before the bitstream
-    assert default_weights(tmp_path / "lossy.jpg") == (PHOTO_WEIGHTS, "lossy WebP")
+    assert default_weights(tmp_path / "lossy.jpg").weights == PHOTO_WEIGHTS
+    assert default_weights(tmp_path / "lossy.jpg").reason.startswith("lossy WebP q")
     assert default_weights(tmp_path / "lossless.webp")[0] == DEFAULT_WEIGHTS
 
 
@@ -41,10 +43,10 @@ def test_a_png_screenshot_of_a_jpeg_goes_to_the_photo_model_and_a_clean_png_does
     Image.fromarray(field_degrade(photo_hr, 4, "resaved")).save(tmp_path / "screenshot.png")
     Image.fromarray(field_degrade(photo_hr, 4, "webp:75")).save(tmp_path / "webp_screenshot.png")
     save_field_lr(photo_hr, 4, "clean", tmp_path / "clean")
-    name, why = default_weights(tmp_path / "screenshot.png")
+    name, why, _ = default_weights(tmp_path / "screenshot.png")
     assert name == PHOTO_WEIGHTS and "compression blocks" in why
     assert default_weights(tmp_path / "webp_screenshot.png")[0] == PHOTO_WEIGHTS
-    assert default_weights(tmp_path / "clean.png") == (DEFAULT_WEIGHTS, "png without compression damage")
+    assert default_weights(tmp_path / "clean.png") == Choice(DEFAULT_WEIGHTS, "png without compression damage")
 
 
 def test_blockiness_sees_a_grid_of_block_offsets_and_not_noise():
@@ -85,3 +87,44 @@ def test_a_png_of_a_q40_jpeg_tells_the_jpeg_quality_from_its_pixels(tmp_path, ph
 def test_a_clean_png_has_no_quality_to_read(tmp_path, photo_hr):
     save_field_lr(photo_hr, 4, "clean", tmp_path / "clean")
     assert read_history(tmp_path / "clean.png").quality is None
+
+
+@pytest.fixture()
+def anchored(tmp_path):
+    """A weights folder with the photo model and a heavy anchor for it (a copy: what blends is tested
+    here, not what the anchor learned)."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in (PHOTO_WEIGHTS, DEFAULT_WEIGHTS):
+        (folder / f"{name}.safetensors").write_bytes((WEIGHTS_DIR / f"{name}.safetensors").read_bytes())
+    (folder / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS]}.safetensors").write_bytes((WEIGHTS_DIR / f"{PHOTO_WEIGHTS}.safetensors").read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("quality, strength", [(25, 1.0), (30, 1.0), (45, 0.5), (60, 0.0), (80, 0.0)])
+def test_heavily_compressed_files_are_blended_toward_the_heavy_anchor_by_their_quality(tmp_path, photo_hr, anchored,
+                                                                                        quality, strength):
+    lr = Image.fromarray(downscale(photo_hr, 4))
+    lr.save(tmp_path / "x.jpg", quality=quality)
+    lr.save(tmp_path / "x.webp", quality=quality)
+    for name in ("x.jpg", "x.webp"):
+        choice = default_weights(tmp_path / name, anchored)
+        assert choice.weights == PHOTO_WEIGHTS and abs(choice.heavy - strength) <= 0.25, (name, choice)
+        assert ("heavy compression" in choice.reason) == bool(choice.heavy)
+
+
+def test_no_anchor_no_blend_and_a_blend_loads_as_the_photo_model(tmp_path, photo_hr, anchored):
+    Image.fromarray(downscale(photo_hr, 4)).save(tmp_path / "x.jpg", quality=30)
+    # Without the anchor shipped beside it the photo model runs alone, as before there was one.
+    (anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS]}.safetensors").rename(tmp_path / "away.safetensors")
+    assert default_weights(tmp_path / "x.jpg", anchored).heavy == 0.0
+    (tmp_path / "away.safetensors").rename(anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS]}.safetensors")
+    choice = default_weights(tmp_path / "x.jpg", anchored)
+    assert choice.label == f"{PHOTO_WEIGHTS} +heavy 1"
+    state = load_choice(choice, anchored)  # the anchor here is a copy: the blend is the photo model itself
+    alone = load_choice(Choice(PHOTO_WEIGHTS, ""), anchored)
+    assert state["name"] == PHOTO_WEIGHTS
+    assert all(torch.allclose(state["model"][k].float(), alone["model"][k].float()) for k in alone["model"])
+    # --weights NAME of a model with an anchor follows the file too; one without runs as it is.
+    assert named_choice(PHOTO_WEIGHTS, tmp_path / "x.jpg", anchored).heavy == 1.0
+    assert named_choice("fsrcnn_x4", tmp_path / "x.jpg", anchored) == Choice("fsrcnn_x4", "given by --weights")
