@@ -27,7 +27,7 @@ from sr.data.sets import content_hash, data_root, portable, resolve_images, test
 from sr.data.degradation import downscale, mod_crop, model_input, to_planes, to_uint8
 from sr.imresize import imresize
 from sr.metrics import smallest_scored_side
-from sr.errors import UserError
+from sr.errors import UserError, quoted
 from sr.data.images import load_rgb
 from sr.models import COLORS, LAYOUTS
 from sr.data.patches import dihedral, patch_pairs
@@ -268,7 +268,7 @@ def write_training_file(cfg: Packing, output: Path, name: str, files: list[Path]
             used += 1
         if skipped:
             tqdm.write(f"warning: skipped {len(skipped)} image(s) smaller than a {cfg.patch_size}px patch: "
-                       + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
+                       + ", ".join(map(quoted, skipped[:5])) + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
         if writer.count == 0:
             raise UserError(f"no patches: every image in {name} is smaller than --patch-size {cfg.patch_size}")
         writer.commit(images=used, patches=writer.count)
@@ -289,7 +289,7 @@ def write_eval_file(cfg: Packing, output: Path, name: str, files: list[Path], co
             hr_rgb = mod_crop(load_rgb(path), cfg.scale)
             # Scoring crops `scale` pixels per side and SSIM needs an 11x11 window inside.
             if min(hr_rgb.shape[:2]) < smallest_scored_side(cfg.scale):
-                tqdm.write(f"warning: skipped {path.name}: too small for x{cfg.scale} evaluation", file=sys.stderr)
+                tqdm.write(f"warning: skipped {quoted(path.name)}: too small for x{cfg.scale} evaluation", file=sys.stderr)
                 continue
             writer.add(path.stem, model_input(downscale(hr_rgb, cfg.scale), cfg.scale, cfg.layout, cfg.color), hr_rgb)
             used += 1
@@ -312,11 +312,11 @@ def main(args) -> dict:
     evaluation = write_eval_file(cfg, eval_output, val_name, val_files, command)
     seconds = time.perf_counter() - start
     size_mb = (train["path"].stat().st_size + evaluation["path"].stat().st_size) / 1e6
-    print(f"wrote {train['path']}: {train['images']} images, {train['patches']} patches, "
+    print(f"wrote {quoted(train['path'])}: {train['images']} images, {train['patches']} patches, "
           f"lr {train['lr']} hr {train['hr']} uint8{', augmented x8' if cfg.augment else ''}"
           + (f", rescaled by {' '.join(f'{f:g}' for f in cfg.rescale)}" if cfg.rescale != (1.0,) else ""))
-    print(f"wrote {evaluation['path']}: {evaluation['images']} whole validation images"
-          + ("" if cfg.eval_images else f", held out of the training images: {', '.join(Path(f).stem for f in val_files)}"))
+    print(f"wrote {quoted(evaluation['path'])}: {evaluation['images']} whole validation images"
+          + ("" if cfg.eval_images else f", held out of the training images: {', '.join(quoted(Path(f).stem) for f in val_files)}"))
     print(f"{size_mb:.1f} MB in {seconds:.1f} s")
     return dict(train=train, eval=evaluation, seconds=seconds)
 

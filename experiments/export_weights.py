@@ -25,6 +25,7 @@ from sr.data.realistic import DEFAULTS
 from sr.atomic import atomic_write_text
 from sr.checkpoint import load_checkpoint, save_weights
 from sr.cli import ArgumentParser, file_name, run
+from sr.errors import quoted
 from sr.training.config import RunConfig
 from sr.training.gan import GanConfig
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
                   weights_dtype="float16" if args.half else "float32", note=args.note, runs=runs,
                   total_seconds=round(sum(r["seconds"] for r in runs), 1))
     atomic_write_text(out / f"{args.name}.json", json.dumps(recipe, indent=2) + "\n")
-    print(f"wrote {out / args.name}.safetensors and .json: {state['arch']} x{state['scale']}, {len(runs)} run(s), "
+    print(f"wrote {quoted(f'{out / args.name}.safetensors')} and .json: {state['arch']} x{state['scale']}, {len(runs)} run(s), "
           f"{recipe['total_seconds'] / 60:.0f} min of training")
 
 

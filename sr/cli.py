@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sr.errors import Interrupted, UserError
+from sr.errors import Interrupted, UserError, escaped
 from sr.interrupts import stop_on_sigterm_as_on_ctrl_c
 
 EXIT_USER_ERROR = 2
@@ -87,17 +87,17 @@ def run(main: Callable[[Any], Any], parse_args: Callable[[], Any]) -> int:
     stop_on_sigterm_as_on_ctrl_c()  # `kill` saves and exits like Ctrl-C
     try:
         main(parse_args())
-    except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except UserError as exc:  # one line, whatever names it quotes
+        print(escaped(f"{prog}: error: {exc}"), file=sys.stderr)
         return EXIT_USER_ERROR
     except Interrupted as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(escaped(f"{prog}: {exc}"), file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"{prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(escaped(f"{prog}: error: {where}{exc.strerror or exc}"), file=sys.stderr)
         return EXIT_USER_ERROR
     return 0

@@ -1,4 +1,10 @@
-"""The one exception type for problems with what the user gave us."""
+"""The one exception type for problems with what the user gave us, and how names and messages are shown."""
+
+import re
+
+# What breaks a line or drives a terminal: C0 controls (newline, tab, ESC, ...), DEL, C1 controls,
+# and the Unicode line and paragraph separators (which str.splitlines splits on too).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class UserError(Exception):
@@ -15,3 +21,15 @@ def first_line(exc: object, limit: int = 160) -> str:
     ``limit`` characters; the exception's type when it has no message."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+def quoted(name: object) -> str:
+    """A name (a file, an image) as printed among data: as it is, or quoted as ``repr`` quotes it when it
+    holds a control character, so that a line such as "wrote <name>: ..." stays one line for whoever reads it."""
+    text = str(name)
+    return repr(text) if _CONTROL.search(text) else text
+
+
+def escaped(text: str) -> str:
+    """``text`` with each control character written as its escape (a newline as \\n): a message stays one line."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)

@@ -30,7 +30,7 @@ import torch
 from sr.atomic import atomic_path, atomic_write_text
 from sr.checkpoint import WEIGHTS_FACTS, load_checkpoint, model_from_checkpoint, save_weights
 from sr.cli import ArgumentParser, positive_int, run
-from sr.errors import UserError, first_line
+from sr.errors import UserError, first_line, quoted
 from sr.weights import WEIGHTS_DIR, resolve_weights
 from sr.models import COLORS
 from sr.onnx_runtime import FORMAT, INPUT, OUTPUT, require
@@ -164,11 +164,11 @@ def main(args) -> Path | list[Path]:
         if output.resolve() == checkpoint.resolve():
             raise UserError(f"{checkpoint} is already safetensors")
         tensors = export_safetensors(checkpoint, output)
-        print(f"{output}: {len(tensors)} tensors, equal to {checkpoint} bit for bit, {output.stat().st_size / 1e6:.2f} MB")
+        print(f"{quoted(output)}: {len(tensors)} tensors, equal to {quoted(checkpoint)} bit for bit, {output.stat().st_size / 1e6:.2f} MB")
         return output
     output = args.output or Path(f"{checkpoint.stem}.onnx")
     meta = export_onnx(checkpoint, output, args.opset)
-    print(f"{output}: {meta['arch']} x{meta['scale']} {meta['color']} {meta['layout']}, opset {args.opset}, "
+    print(f"{quoted(output)}: {meta['arch']} x{meta['scale']} {meta['color']} {meta['layout']}, opset {args.opset}, "
           f"{output.stat().st_size / 1e6:.2f} MB")
     return output
 

@@ -310,3 +310,19 @@ def test_an_output_over_an_input_image_exits_2_with_one_line(own_images):
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "is the input image" in result.stderr and result.stdout == ""
     assert _digests(root) == before
+
+
+def test_a_name_with_a_newline_is_printed_quoted_on_one_line(tmp_path, own_images):
+    # Issue 32, row 9: "wrote <name>" was split in two lines on stdout, misleading scripts that read it.
+    odd = tmp_path / "two\nlines.h5"
+    result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", "3", "--stride", "33", "--images", str(own_images["train"]),
+                             "--eval-images", str(own_images["eval"]), "--output", str(odd), "--eval-output", str(tmp_path / "e.h5")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    wrote = [line for line in result.stdout.splitlines() if line.startswith("wrote ")]
+    assert len(result.stdout.splitlines()) == 3 and wrote[0].startswith(f"wrote {str(odd)!r}: ") and odd.is_file()
+    (tmp_path / "file\nname").write_text("")  # a file where a folder is needed: the error names it
+    result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", "3", "--images", str(own_images["train"]),
+                             "--val-images", "1", "--output", str(tmp_path / "file\nname" / "t.h5")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "file\\nname" in result.stderr, result.stderr

@@ -18,7 +18,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampl
 from sr import distributed
 from sr.data.field import field_degrade
 from sr.data.h5 import EvalImage, PatchDataset, check_fits, load_eval_set, prepare_command, read_attrs
-from sr.errors import UserError
+from sr.errors import UserError, quoted
 from sr.interrupts import STOP_SIGNALS
 from sr.data.degradation import model_input
 from sr.data.degraded_patches import DegradedPatches
@@ -72,8 +72,8 @@ class TrainingData:
         where = "held on the GPU" if on_device else "in memory" if self.train.in_memory else "read lazily"
         if isinstance(self.train, DegradedPatches):
             where += ", LR degraded on the fly"
-        return (f"{len(self.train)} patches of {self.train_path} ({where}), {batches} batches of {batch_size} per epoch; "
-                f"eval on {len(self.eval_images)} images of {self.eval_path}"
+        return (f"{len(self.train)} patches of {quoted(self.train_path)} ({where}), {batches} batches of {batch_size} per epoch; "
+                f"eval on {len(self.eval_images)} images of {quoted(self.eval_path)}"
                 + (f", LR JPEG q{self.eval_jpeg}" if self.eval_jpeg is not None else "")
                 + (f", LR degraded as {' '.join(self.eval_degrade)}" if self.eval_degrade else ""))
 

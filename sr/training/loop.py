@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from sr import distributed
 from sr.data.h5 import EvalImage
-from sr.errors import Interrupted, UserError
+from sr.errors import Interrupted, UserError, quoted
 from sr.protocol import predict, score
 from sr.interrupts import deferred_interrupt
 from sr.training.config import RunConfig
@@ -172,7 +172,7 @@ def start_line(what: str, cfg: RunConfig, ctx: distributed.Context, model: nn.Mo
     on_device = isinstance(batches, DeviceBatches)
     return (f"{what} {cfg.arch} ({params:,} params) x{cfg.scale} {cfg.color}: "
             f"{data.describe(batches.per_epoch, cfg.batch_size, on_device)}; {ctx.device.type}{processes}, "
-            f"{cfg.describe_precision()}; run folder {cfg.out}")
+            f"{cfg.describe_precision()}; run folder {quoted(cfg.out)}")
 
 
 @contextmanager
