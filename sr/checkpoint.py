@@ -38,6 +38,7 @@ import inspect
 import json
 import math
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from collections.abc import Callable
@@ -214,7 +215,15 @@ def load_state_file(path: str | Path, max_bytes: int, max_tensors: int) -> Any:
 def _torch_load(path: Path, device: str) -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses any class it does not know before making one: the file is whole, not corrupt.
+        if "weights only load failed" in str(exc).lower():
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            raise UserError(f"{path}: holds a Python object other than tensors and plain values "
+                            f"({found.group(1) if found else 'not one weights_only loading knows'}); not loaded, "
+                            "none of its code ran") from None
+        raise UserError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {first_line(exc, 120)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise UserError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {first_line(exc, 120)})") from None
 
 

@@ -132,6 +132,15 @@ def replace_shipped(pth: Path) -> str:
     return f"{output}: {len(tensors)} tensors ({values:,} values) equal to {pth.name} bit for bit; {pth.name} removed"
 
 
+def refuse_overwriting(checkpoint: Path, output: Path, args) -> None:
+    """An export never replaces the checkpoint it reads."""
+    if output.resolve() != checkpoint.resolve():
+        return
+    if args.output:
+        raise UserError(f"--output {output} is the checkpoint it exports; write the {args.format} file elsewhere")
+    raise UserError(f"{checkpoint} is already {args.format}")  # the default name is the checkpoint's own
+
+
 def parse_args(argv: list[str] | None = None):
     p = ArgumentParser(prog="python -m sr.export", description=__doc__.split("\n\n")[0])
     which = p.add_mutually_exclusive_group(required=True)
@@ -161,12 +170,12 @@ def main(args) -> Path | list[Path]:
             print(replace_shipped(checkpoint))
             return checkpoint.with_suffix(".safetensors")
         output = args.output or Path(f"{checkpoint.stem}.safetensors")
-        if output.resolve() == checkpoint.resolve():
-            raise UserError(f"{checkpoint} is already safetensors")
+        refuse_overwriting(checkpoint, output, args)
         tensors = export_safetensors(checkpoint, output)
         print(f"{quoted(output)}: {len(tensors)} tensors, equal to {quoted(checkpoint)} bit for bit, {output.stat().st_size / 1e6:.2f} MB")
         return output
     output = args.output or Path(f"{checkpoint.stem}.onnx")
+    refuse_overwriting(checkpoint, output, args)
     meta = export_onnx(checkpoint, output, args.opset)
     print(f"{quoted(output)}: {meta['arch']} x{meta['scale']} {meta['color']} {meta['layout']}, opset {args.opset}, "
           f"{output.stat().st_size / 1e6:.2f} MB")

@@ -73,9 +73,10 @@ def ground_truth(path: str | Path, scale: int) -> np.ndarray:
 
     Raises UserError when it is too small to score (the SSIM window after the border crop).
     """
-    hr = mod_crop(load_rgb(path), scale)
-    if min(hr.shape[:2]) < smallest_scored_side(scale):
-        raise UserError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is too small to evaluate at x{scale} "
+    image = load_rgb(path)
+    hr = mod_crop(image, scale)
+    if min(hr.shape[:2]) < smallest_scored_side(scale):  # the file's size: its crop can be 0x0
+        raise UserError(f"{path}: {image.shape[1]}x{image.shape[0]} is too small to evaluate at x{scale} "
                         f"(needs at least {smallest_scored_side(scale)} px a side; use --upscale to just enlarge it)")
     return hr
 

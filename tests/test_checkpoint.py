@@ -63,9 +63,12 @@ class Anything:
 
 
 def test_loading_never_unpickles_arbitrary_objects(tmp_path):
+    # Issue 32: the refusal said "truncated or corrupt?", of a file that is neither.
     torch.save({"format": "sr-checkpoint-v1", "payload": Anything()}, tmp_path / "evil.pth")
-    with pytest.raises(UserError, match="not a readable"):
+    with pytest.raises(UserError, match=r"evil.pth: holds a Python object other than tensors and plain values "
+                                        r"\([\w.]*Anything\); not loaded, none of its code ran") as info:
         load_checkpoint(tmp_path / "evil.pth")
+    assert "truncated" not in str(info.value) and "\n" not in str(info.value)
 
 
 def test_bare_module_unwraps_compile():

@@ -76,6 +76,9 @@ def test_bad_requests_are_refused(tmp_path, photo):
     Image.fromarray(np.zeros((12, 12, 3), dtype=np.uint8)).save(tiny)
     with pytest.raises(UserError, match="too small to evaluate at x3"):
         _eval("--weights", weights, "--image", tiny)
+    Image.fromarray(np.zeros((3, 3, 3), dtype=np.uint8)).save(tmp_path / "three.png")
+    with pytest.raises(UserError, match=r"three.png: 3x3 is too small to evaluate at x4"):  # issue 32: it said 0x0
+        _eval("--bicubic", "--scale", "4", "--image", tmp_path / "three.png")
     _eval("--weights", weights, "--image", tiny, "--upscale", "--output", tmp_path / "t.png")  # enlarging is fine
     with pytest.raises(UserError, match="--scale 2 contradicts the checkpoint, which is x3"):
         _eval("--weights", weights, "--image", photo, "--scale", "2")

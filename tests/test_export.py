@@ -9,6 +9,7 @@ import eval as eval_script
 import sr.export
 import sr.weights
 from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.errors import UserError
 from sr.weights import shipped_file
 from tests.conftest import ROOT
 import train_srcnn
@@ -80,3 +81,14 @@ def test_shipped_pth_files_convert_in_place_bit_for_bit(tmp_path, monkeypatch, c
     out = sr.export.main(sr.export.parse_args(["--weights", str(tmp_path / "best.pth"), "--format", "safetensors"]))
     assert out == Path("best.safetensors") and (tmp_path / "best.pth").is_file()
     assert "optimizer" not in load_checkpoint(out)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "onnx"])
+def test_an_output_over_the_checkpoint_itself_is_refused_as_such(tmp_path, fmt):
+    # Issue 32: a .pth given as its own --output was said to be "already safetensors"; as ONNX it was overwritten.
+    weights = tmp_path / "w.pth"
+    save_checkpoint(weights, {k: v for k, v in load_checkpoint(shipped_file("fsrcnn_x3")).items() if k != "format"})
+    before = hashlib.sha256(weights.read_bytes()).hexdigest()
+    with pytest.raises(UserError, match=r"--output .*w.pth is the checkpoint it exports; write the .* file elsewhere"):
+        sr.export.main(sr.export.parse_args(["--weights", str(weights), "--format", fmt, "--output", str(weights)]))
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == before

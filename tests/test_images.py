@@ -81,6 +81,19 @@ def test_bad_files_raise_one_clear_error(tmp_path):
         load_rgb(tmp_path)
 
 
+def test_an_unreadable_file_is_not_called_undecodable(tmp_path, monkeypatch):
+    # Issue 32: permission denied was reported as "cannot decode image". (Root reads any file, so
+    # the denial is the one Pillow's open would raise.)
+    Image.fromarray(GREY).save(tmp_path / "locked.png")
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(UserError, match=r"locked.png: cannot read it \(Permission denied\)$"):
+        load_rgb(tmp_path / "locked.png")
+
+
 def test_folders_list_images_only_and_refuse_empty(tmp_path):
     (tmp_path / "b.png").write_bytes(b"")
     (tmp_path / "a.JPG").write_bytes(b"")

@@ -65,7 +65,11 @@ def load_rgb(path: str | Path) -> np.ndarray:
         raise UserError(f"{path}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(f"{path}: image too large to decode safely") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's refusal (permission denied, I/O error), not the data's
+            raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+        raise UserError(f"{path}: cannot decode image ({exc})") from None
+    except (SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise UserError(f"{path}: cannot decode image ({exc})") from None
 
 
