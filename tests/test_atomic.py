@@ -265,3 +265,44 @@ def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda src, dst: (events.append("rename"), real_replace(src, dst)))
     atomic_write_text(tmp_path / "scores.json", "{}\n")
     assert events == ["fsync file", "rename", "fsync folder"]
+
+
+KILLED_MID_WRITE = """
+import os, signal, sys, torch
+from sr.checkpoint import save_checkpoint
+from tests.conftest import weights_only_checkpoint
+
+def killed(obj, f):  # kill -9 while torch.save has the temporary file open
+    os.kill(os.getpid(), signal.SIGKILL)
+
+torch.save = killed
+save_checkpoint(sys.argv[1], weights_only_checkpoint("srcnn", 3))
+"""
+
+
+def test_the_temporary_file_of_a_killed_write_is_removed_by_the_next_save(tmp_path):
+    # Issue 32: kill -9 during a checkpoint write left a hidden 0-byte temporary beside last.pth for good.
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    last = tmp_path / "last.pth"
+    result = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(last)], cwd=ROOT, capture_output=True)
+    assert result.returncode == -signal.SIGKILL
+    (stale,) = tmp_path.iterdir()
+    assert stale.name.startswith(".last.") and stale.name.endswith(".tmp.pth")
+    (tmp_path / ".notes.txt").write_text("a hidden file of the user's, not a temporary of ours")
+    save_checkpoint(last, weights_only_checkpoint("srcnn", 3))
+    assert _names(tmp_path) == [".notes.txt", "last.pth"]
+
+
+def test_a_write_in_progress_keeps_its_temporary_file_when_another_save_cleans_up(tmp_path):
+    # The temporary file of a writer still running (here one open in this process) is not stale.
+    target = tmp_path / "last.pth"
+    running = AtomicFile(target)
+    running.tmp.write_bytes(b"half a checkpoint")
+    save_checkpoint(target, weights_only_checkpoint("srcnn", 3))
+    assert running.tmp.exists()
+    running.commit()
+    assert _names(tmp_path) == ["last.pth"] and target.read_bytes() == b"half a checkpoint"

@@ -80,7 +80,7 @@ class _AtomicH5:
     (``sr.atomic``), so an interrupted run never leaves a file that looks complete."""
 
     def __init__(self, path: str | Path, attrs: dict[str, Any]):
-        self.target = AtomicFile(path)
+        self.target = AtomicFile(path, lock=False)  # HDF5 locks the file it writes itself
         self.path = self.target.path
         try:
             self.file = h5py.File(self.target.tmp, "w")
