@@ -78,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--name", nargs="*", default=[], help="their names in the table (default: the file's stem)")
     p.add_argument("--no-denoise", action="store_true", help="leave out the --denoise blend columns")
     p.add_argument("--peers", type=Path, help="folder of the Real-ESRGAN peer models (default: peers/ beside the data root)")
+    p.add_argument("--peer-kinds", nargs="+", type=check_kind, default=["clean", *HEAVY_KINDS],
+                   help="the kinds the peers are scored on (default: clean and the heavy kinds; x4plus takes seconds an image)")
     p.add_argument("--no-figures", action="store_true", help="do not write the crop figures")
     add_data_root(p, "BSDS100/")
     p.add_argument("--out", type=Path, default=OUT_MD, help=f"the table (default {OUT_MD.relative_to(ROOT)}; JSON beside it)")
@@ -141,8 +143,8 @@ def main(argv=None) -> dict:
                     save_checkpoint(models[choice.label], load_choice(choice))
                     keys[choice.label] = f"{sha256(models[choice.label])}:{CACHE_VERSION}"
             for name, weights in models.items():
-                if name in blends and name not in picked:
-                    continue  # a blend is scored only on the files it was picked for
+                if (name in blends and name not in picked) or (name in peers and kind not in args.peer_kinds):
+                    continue  # a blend is scored only on the files it was picked for; peers on their kinds
                 cached = scores.setdefault(keys[name], {}).setdefault(kind, {})
                 if path.stem not in cached or figure:
                     if name not in upscalers:
@@ -209,7 +211,7 @@ def render(per_kind: dict, picks: dict, models: list[str], n: int, peers: list[s
         cells = [kind, f"{base:.2f}"] + [cell(rows[m], base) for m in shown] + [cell(rows["fast"], base)]
         chosen = ", ".join(f"{name} {count}" for name, count in sorted(picks[kind].items()))
         cells.append(f"{cell(rows['default'], base)} ({chosen})")
-        cells += [cell(rows[p], base, seconds=True) for p in peers]
+        cells += [cell(rows[p], base, seconds=True) if p in rows else "" for p in peers]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

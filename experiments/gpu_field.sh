@@ -11,9 +11,11 @@
 #    each device's default precision: bf16 on the GPU, fp32 on a CPU without native bf16) on
 #    BSDS200 minus its 10 validation images, the best epoch chosen on BSDS200-val (the shipped
 #    one trained on all 200 and watched Set5).
-# 2. real_srresnet_x4's chain from it: the photo mix with issue 20's field steps (WebP, shifted
+# 2. real_srresnet_x4's chain from it: the photo mix with the field steps (WebP, shifted
 #    grids, resizes after saving, second rounds), then JPEG 60-95; each chosen on BSDS200-val over
-#    the six field kinds (--eval-degrade).
+#    the mild and heavy field kinds together (--eval-degrade, 12 kinds).
+# 3. Its heavy anchor (experiments/cpu_runs/heavy_photo.sh's recipe on the GPU): JPEG/WebP at quality
+#    20-60 and double compression, chosen on the heavy kinds.
 # Data: BSDS200 is read from $SR_DATA (default .device/datasets, a git-ignored copy to name in
 # `carry`: 50 MB, under the 64 MiB limit); test sets are not needed here and not read.
 # BUDGET_SECONDS (default 540) is a hard deadline: a job still running then is stopped with
@@ -56,7 +58,8 @@ train() {
   say "$name exit $rc: $(tail -1 "$runs/$name/metrics.csv" 2>/dev/null)"
   [ -f "$runs/$name/best.pth" ]
 }
-field=(--eval-degrade clean jpeg:75 webp:75 resized resaved noisy)
+field=(--eval-degrade clean jpeg:75 webp:75 resized resaved noisy jpeg:30 jpeg:40 webp:30 webp:40 jpeg:50+webp:70 jpeg:40+jpeg:80)
+heavy_kinds=(--eval-degrade jpeg:30 jpeg:40 webp:30 webp:40 jpeg:50+webp:70 jpeg:40+jpeg:80)
 steps=(--degrade-webp-share 0.35 --degrade-grid-shift-prob 0.5 --degrade-resize-after-prob 0.15 --degrade-second-prob 0.2)
 
 train srresnet_x4 train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
@@ -69,7 +72,14 @@ train real_mix train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --
 train real_jpeg train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
   --epochs "${epochs:-9}" --batch-size 32 --lr 5e-5 --train $h5/BSDS200_x4.h5 --eval $h5/BSDS200-val_x4.h5 \
   --init $runs/real_mix/best.pth --seed 1 --workers 12 --degrade --degrade-blur-prob 0 --degrade-resize-modes bicubic \
-  --degrade-noise-prob 0 --degrade-jpeg-prob 1 --degrade-jpeg-quality 60 95 "${steps[@]}" "${field[@]}"
+  --degrade-noise-prob 0 --degrade-jpeg-prob 1 --degrade-jpeg-quality 60 95 "${steps[@]}" "${field[@]}" &&
+train heavy_srresnet_x4 train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
+  --epochs "${epochs:-9}" --batch-size 32 --lr 5e-5 --train $h5/BSDS200_x4.h5 --eval $h5/BSDS200-val_x4.h5 \
+  --init $runs/real_jpeg/best.pth --seed 2 --workers 12 --ema 0.999 --degrade --degrade-clean-prob 0.05 --degrade-blur-prob 0.1 \
+  --degrade-blur-sigma 0.2 1.5 --degrade-resize-modes bicubic --degrade-noise-prob 0.15 --degrade-noise-sigma 1 5 \
+  --degrade-jpeg-prob 1 --degrade-jpeg-quality 20 60 --degrade-webp-share 0.4 --degrade-grid-shift-prob 0.5 \
+  --degrade-second-prob 0.5 --degrade-second-quality 50 90 --degrade-second-noise-sigma 0 2 --degrade-second-swap-prob 0.5 \
+  "${heavy_kinds[@]}"
 say "trainings done"
 
 # Weights-only copies (no optimiser state): what comes back is small.
