@@ -49,31 +49,39 @@ def rescale_factor(text: str) -> float:
     return value
 
 
+USAGE = """python prepare_h5.py --scale 3                              (T91 -> SRCNN/FSRCNN patches)
+       python prepare_h5.py --scale 4 --layout lr-hr --color rgb   (BSDS200 -> SRResNet/SRGAN patches)
+       python prepare_h5.py --scale N [flags below]"""
+
+
 def parse_args(argv: list[str] | None = None):
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_scale(p, required=True)
-    p.add_argument("--layout", choices=LAYOUTS, default="upsampled",
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], usage=USAGE)
+    g = p.add_argument_group("what to pack")
+    add_scale(g, required=True)
+    g.add_argument("--layout", choices=LAYOUTS, default="upsampled",
                    help="upsampled: LR enlarged back to HR size (SRCNN, FSRCNN); lr-hr: LR and HR patches (fsrcnn-paper, SRResNet)")
-    p.add_argument("--color", choices=tuple(COLORS), default="y", help="y: the Y channel of YCbCr; rgb: three channels")
-    p.add_argument("--images", nargs="+", help="training images: set names under the data root, folders or files, "
+    g.add_argument("--color", choices=tuple(COLORS), default="y", help="y: the Y channel of YCbCr; rgb: three channels")
+    g.add_argument("--images", nargs="+", help="training images: set names under the data root, folders or files, "
                    "one or more (default: T91 for y, BSDS200 for rgb; 'T91 BSDS200' is the 291-image set of VDSR)")
-    p.add_argument("--eval-images", help="validation images that pick a run's best epoch, likewise (default: images held "
+    g.add_argument("--eval-images", help="validation images that pick a run's best epoch, likewise (default: images held "
                    "out of the training images, see --val-images; a test set such as Set5 is refused)")
-    p.add_argument("--val-images", type=non_negative_int, help="how many training images to hold out for validation "
+    g.add_argument("--val-images", type=non_negative_int, help="how many training images to hold out for validation "
                    "when --eval-images is not given (default: 5%%, at least 2: 5 of T91, 10 of BSDS200)")
-    p.add_argument("--patch-size", type=positive_int, help="HR patch side in pixels (default: 33 upsampled; "
+    g = p.add_argument_group("patches")
+    g.add_argument("--patch-size", type=positive_int, help="HR patch side in pixels (default: 33 upsampled; "
                    "11 x scale lr-hr y; 25 x scale lr-hr rgb, i.e. 100 at x4)")
-    p.add_argument("--stride", type=positive_int, help="HR pixels between patches (default: 14 upsampled; "
+    g.add_argument("--stride", type=positive_int, help="HR pixels between patches (default: 14 upsampled; "
                    "5 x scale lr-hr y; 9 x scale lr-hr rgb)")
-    p.add_argument("--augment", action="store_true", help="also store the 7 other flips/90-degree rotations of every patch")
-    p.add_argument("--rescale", type=rescale_factor, nargs="+", metavar="F",
+    g.add_argument("--augment", action="store_true", help="also store the 7 other flips/90-degree rotations of every patch")
+    g.add_argument("--rescale", type=rescale_factor, nargs="+", metavar="F",
                    help="also cut patches from each training image downscaled by these factors (MATLAB bicubic, "
                         "before the LR is made), as the FSRCNN paper augments its 91 images; 1 is the image itself "
                         f"(default: {' '.join(map(str, PAPER_RESCALE))} with --augment, else 1)")
-    p.add_argument("--output", type=Path, help="training file (default: data/h5/<images>_x<scale>_<layout>_<color>.h5)")
-    p.add_argument("--eval-output", type=Path, help="validation file (default: data/h5/<images>-val_x<scale>_<layout>_<color>.h5)")
-    add_data_root(p)
-    p.add_argument("--max-images", type=non_negative_int, default=0, help="use only the first N training images (0: all)")
+    g = p.add_argument_group("files")
+    g.add_argument("--output", type=Path, help="training file (default: data/h5/<images>_x<scale>_<layout>_<color>.h5)")
+    g.add_argument("--eval-output", type=Path, help="validation file (default: data/h5/<images>-val_x<scale>_<layout>_<color>.h5)")
+    add_data_root(g)
+    g.add_argument("--max-images", type=non_negative_int, default=0, help="use only the first N training images (0: all)")
     return p.parse_args(argv)
 
 

@@ -25,10 +25,13 @@ from sr.training.model import build_model, prepare_modules
 from sr.training.run_dir import RunDir
 
 SCRIPT = "train_srcnn"
+USAGE = """python train_srcnn.py --arch fsrcnn --loss l1 --epochs 10     (after: python prepare_h5.py --scale 3)
+       python train_srcnn.py --resume runs/fsrcnn_l1_x3/last.pth        (go on after Ctrl-C)
+       python train_srcnn.py [flags below]"""
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], usage=USAGE)
     add_training_args(p, arch="srcnn", loss="mse", scale=3, epochs=10, batch_size=32, lr=1e-3, out="runs/<arch>_<loss>_x<scale>")
     return p
 

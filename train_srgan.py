@@ -30,10 +30,13 @@ from sr.training.run_dir import METRIC_FIELDS, RunDir
 from sr.training.state import Progress, Trainee
 
 SCRIPT = "train_srgan"
+USAGE = """python train_srgan.py --phase pretrain            (SRResNet; after: python prepare_h5.py --scale 4 --layout lr-hr --color rgb)
+       python train_srgan.py --phase gan --generator runs/srresnet_l1_x4/best.pth     (SRGAN from it)
+       python train_srgan.py [flags below]"""
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], usage=USAGE)
     add_gan_args(p)
     add_training_args(p, arch=None, loss="l1", scale=None, epochs=3, batch_size=128, lr=1e-3,
                       out="runs/<arch>_<loss>_x<scale>; gan: runs/srgan_<arch>_x<scale>",

@@ -32,51 +32,62 @@ from sr.data.realistic import DegradationSettings, add_degradation_args, setting
 
 def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str, scale: int | None, epochs: int,
                       batch_size: int, lr: float, out: str, unset: str = "") -> None:
-    """The flags every training script has; ``arch``/``scale`` None: decided later (``unset`` says how)."""
-    p.add_argument("--arch", choices=list(MODELS), default=arch, help=f"model (default {arch or unset})")
-    p.add_argument("--loss", choices=list(CONTENT_LOSSES), default=loss, help=f"content loss (default {loss})")
-    add_scale(p, default=scale, help=f"upscaling factor, an integer >= 2 (default {scale or unset})")
-    p.add_argument("--color", choices=list(COLORS), help="y or rgb (default: the model's: y for the SRCNN family, rgb for SRResNet)")
-    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training patches (default {epochs})")
-    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+    """The flags every training script has, in groups; ``arch``/``scale`` None: decided later (``unset`` says how)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", choices=list(MODELS), default=arch, help=f"model (default {arch or unset})")
+    g.add_argument("--loss", choices=list(CONTENT_LOSSES), default=loss, help=f"content loss (default {loss})")
+    add_scale(g, default=scale, help=f"upscaling factor, an integer >= 2 (default {scale or unset})")
+    g.add_argument("--color", choices=list(COLORS), help="y or rgb (default: the model's: y for the SRCNN family, rgb for SRResNet)")
+
+    g = p.add_argument_group("schedule")
+    g.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training patches (default {epochs})")
+    g.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=f"global batch: under torchrun it is split evenly across processes (default {batch_size})")
-    p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate, cosine-annealed to 0 over the run (default {lr:g})")
-    p.add_argument("--last-layer-lr", type=positive_float, default=1.0, metavar="F",
+    g.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate, cosine-annealed to 0 over the run (default {lr:g})")
+    g.add_argument("--last-layer-lr", type=positive_float, default=1.0, metavar="F",
                    help="learning rate of the last layer (FSRCNN's deconvolution, SRCNN's reconstruction) as a multiple "
                         "of --lr; the SRCNN and FSRCNN papers use 0.1 (default 1)")
-    p.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
+    g.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
                    help="keep an exponential moving average of the weights, updated every step with this decay "
                         "(e.g. 0.999, as BasicSR's ema_decay); it is what is evaluated, chosen as best.pth and "
                         "exported, the trained weights are kept beside it for resuming (default 0: off)")
-    p.add_argument("--train", type=Path, help="training patches from prepare_h5.py (default: its output for these settings)")
-    p.add_argument("--eval", type=Path, help="evaluation images from prepare_h5.py (default: its output for these settings)")
-    p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
-    p.add_argument("--resume", type=Path, help="continue the run saved in this checkpoint (its settings are kept)")
-    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same model, any scale whose weights "
+    g.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch order (default 0)")
+
+    g = p.add_argument_group("data")
+    g.add_argument("--train", type=Path, help="training patches from prepare_h5.py (default: its output for these settings)")
+    g.add_argument("--eval", type=Path, help="evaluation images from prepare_h5.py (default: its output for these settings)")
+    g.add_argument("--load", choices=("auto", "memory", "lazy"), default="auto",
+                   help="read the patch file into memory, or batch by batch from disk (auto: memory if it fits in half the free RAM)")
+    g.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0: the "
+                   "patches are in memory; give 2+ when they are read lazily from disk)")
+
+    g = p.add_argument_group("run folder")
+    g.add_argument("--out", type=Path, help=f"run folder (default: {out})")
+    g.add_argument("--resume", type=Path, help="continue the run saved in this checkpoint (its settings are kept)")
+    g.add_argument("--init", type=Path, help="start from this checkpoint's weights (same model, any scale whose weights "
                    "have the same shapes, e.g. an x3 SRCNN or FSRCNN for x2); optimizer and schedule start fresh")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch order (default 0)")
-    add_device(p, "bf16 autocast (default: where the device computes bf16 natively: a CUDA GPU with bf16, a CPU "
+
+    g = p.add_argument_group("hardware")
+    add_device(g, "bf16 autocast (default: where the device computes bf16 natively: a CUDA GPU with bf16, a CPU "
                   "with AMX or AVX512-BF16; fp32 elsewhere, where emulated bf16 is slower). --amp / --no-amp force it")
-    p.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16", help="fp16 uses a GradScaler; CUDA only")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+    g.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16", help="fp16 uses a GradScaler; CUDA only")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for the CPU, where oneDNN convolutions run faster in it, "
                         "and on CUDA with autocast)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model(s)")
-    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0: the "
-                   "patches are in memory; give 2+ when they are read lazily from disk)")
-    p.add_argument("--degrade", action="store_true",
+    g.add_argument("--compile", action="store_true", help="torch.compile the model(s)")
+
+    g = p.add_argument_group("photos: training and choosing for real files")
+    g.add_argument("--degrade", action="store_true",
                    help="train for real photos: degrade every HR patch on the fly (blur, resize, noise, JPEG; the "
-                        "--degrade-* flags) instead of reading the file's clean LR; needs an lr-hr RGB patch file")
-    add_degradation_args(p)
-    p.add_argument("--eval-jpeg", type=percent, metavar="Q",
+                        "--degrade-* flags below) instead of reading the file's clean LR; needs an lr-hr RGB patch file")
+    g.add_argument("--eval-jpeg", type=percent, metavar="Q",
                    help="score the evaluation images with their LR saved as JPEG at quality Q, as eval.py --jpeg Q "
                         "does, so that best.pth is chosen for photos (default: the clean LR)")
-    p.add_argument("--eval-degrade", type=field_kind, nargs="+", metavar="KIND",
+    g.add_argument("--eval-degrade", type=field_kind, nargs="+", metavar="KIND",
                    help="score the evaluation images once per field degradation (eval.py --degrade KIND: clean, jpeg:Q, "
-                        "webp:Q, resized, resaved, noisy) and choose best.pth on the mean, so a photo model is chosen "
-                        "for every kind of file (default: the clean LR)")
-    p.add_argument("--load", choices=("auto", "memory", "lazy"), default="auto",
-                   help="read the patch file into memory, or batch by batch from disk (auto: memory if it fits in half the free RAM)")
+                        "webp:Q, resized, resaved, noisy, two saves as jpeg:Q+webp:Q) and choose best.pth on the mean, so "
+                        "a photo model is chosen for every kind of file (default: the clean LR)")
+    add_degradation_args(p)
 
 
 def field_kind(text: str) -> str:

@@ -28,7 +28,8 @@ GAN_FIELDS = ["epoch", "loss", "content", "adv", "perceptual", "d", "psnr", "ssi
 
 
 def add_gan_args(p: argparse.ArgumentParser) -> None:
-    """train_srgan.py's own flags (GanConfig's settings)."""
+    """train_srgan.py's own flags (GanConfig's settings), in a group of their own."""
+    p = p.add_argument_group("GAN")
     p.add_argument("--phase", choices=("pretrain", "gan"), default="pretrain", help="default pretrain")
     p.add_argument("--generator", type=Path, help="gan: the pretrained generator checkpoint to start from")
     p.add_argument("--adv-weight", type=positive_float, default=1e-3, help="weight of the adversarial loss (default 1e-3)")
