@@ -31,7 +31,8 @@ from sr.errors import UserError
 from sr.data.images import load_rgb
 from sr.data.patches import patch_pairs
 from sr.data.degraded_patches import DegradedPatches
-from sr.data.realistic import DEFAULTS, degrade_batch
+from sr.data.degradation_settings import DEFAULTS
+from sr.data.realistic import degrade_batch
 
 
 def write_patches(path: Path, args) -> str:

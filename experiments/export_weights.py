@@ -21,7 +21,7 @@ from pathlib import Path
 
 import h5py
 
-from sr.data.realistic import DEFAULTS
+from sr.data.degradation_settings import DEFAULTS
 from sr.atomic import atomic_write_text
 from sr.checkpoint import load_checkpoint, save_weights
 from sr.cli import ArgumentParser, file_name, run

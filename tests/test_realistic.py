@@ -21,16 +21,8 @@ from sr.data.h5 import PatchDataset, check_fits
 from sr.data.degradation import downscale, to_planes
 from sr.data.degraded_patches import DegradedPatches
 from sr.errors import UserError
-from sr.data.realistic import (
-    DEFAULTS,
-    DegradationSettings,
-    add_degradation_args,
-    degrade_batch,
-    gaussian_kernels,
-    gaussian_kernels_1d,
-    jpeg_degrade,
-    settings_from_args,
-)
+from sr.data.degradation_settings import DEFAULTS, DegradationSettings, add_degradation_args, settings_from_args
+from sr.data.realistic import degrade_batch, gaussian_kernels, gaussian_kernels_1d, jpeg_degrade
 
 # Every step off: a plain downscale (bicubic, antialiased) and rounding. Tests switch one step on.
 NOTHING = DegradationSettings(clean_prob=0, blur_prob=0, noise_prob=0, jpeg_prob=0, resize_modes=("bicubic",))

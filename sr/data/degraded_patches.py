@@ -17,7 +17,8 @@ from torch.utils.data import Dataset
 from sr.color import rgb_to_y
 from sr.data.degradation import to_uint8
 from sr.data.h5 import prepare_command
-from sr.data.realistic import DegradationSettings, degrade_batch
+from sr.data.degradation_settings import DegradationSettings
+from sr.data.realistic import degrade_batch
 from sr.errors import UserError
 
 

@@ -27,7 +27,7 @@ from sr.errors import UserError
 from sr.losses import CONTENT_LOSSES
 from sr.models import COLORS, MODELS
 from sr.precision import Precision, choose_precision
-from sr.data.realistic import DegradationSettings, add_degradation_args, settings_from_args
+from sr.data.degradation_settings import DegradationSettings, add_degradation_args, settings_from_args
 
 
 def add_training_args(p: argparse.ArgumentParser, *, arch: str | None, loss: str, scale: int | None, epochs: int,

@@ -23,7 +23,7 @@ from sr.interrupts import STOP_SIGNALS
 from sr.data.degradation import model_input
 from sr.data.degraded_patches import DegradedPatches
 from sr.protocol import degrade
-from sr.data.realistic import DegradationSettings
+from sr.data.degradation_settings import DegradationSettings
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
