@@ -65,14 +65,34 @@ def test_every_shipped_model_is_safetensors_and_no_pickle_ships_beside_it():
     assert all(p.with_suffix(".json").is_file() for p in SHIPPED)
 
 
-def test_the_readme_loader_runs_as_written(monkeypatch):
-    """The README's plain-PyTorch loader (between its 'loader' markers), run verbatim from the repository root."""
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- loader:start -->\s*```python\n(.*?)```\s*<!-- loader:end -->", readme, re.S)
-    assert block, "README.md lost its loader snippet (<!-- loader:start --> ... <!-- loader:end -->)"
+def marked_block(doc: str, marker: str) -> str:
+    """The python block between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` in ``doc`` (relative to the root)."""
+    text = (ROOT / doc).read_text()
+    block = re.search(rf"<!-- {marker}:start -->\s*```python\n(.*?)```\s*<!-- {marker}:end -->", text, re.S)
+    assert block, f"{doc} lost its {marker} snippet (<!-- {marker}:start --> ... <!-- {marker}:end -->)"
+    return block.group(1)
+
+
+def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, data_root, capsys):
+    """The README's example (load, enlarge, score), run verbatim in a folder whose data/ is the data root."""
+    code = marked_block("README.md", "example")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(data_root, target_is_directory=True)
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    exec(compile(code, "README.md (example)", "exec"), {})  # noqa: S102 (the README's own text)
+    with Image.open(tmp_path / "photo_x3.png") as big:
+        assert big.size == (72, 60) and big.mode == "RGB"
+    expected = eval_script.main(eval_script.parse_args(["--weights", "fsrcnn_x3", "--image",
+                                                        str(data_root / "Set5" / "butterfly.png"), "--device", "cpu"]))
+    assert f"'psnr': {expected['model_mean']['psnr']!r}" in capsys.readouterr().out
+
+
+def test_the_loader_in_docs_runs_as_written(monkeypatch):
+    """docs/models.md's plain-PyTorch loader (between its 'loader' markers), run verbatim from the repository root."""
+    code = marked_block("docs/models.md", "loader")
     monkeypatch.chdir(ROOT)
     scope: dict = {}
-    exec(compile(block.group(1), "README.md (loader)", "exec"), scope)  # noqa: S102 (the README's own text)
+    exec(compile(code, "docs/models.md (loader)", "exec"), scope)  # noqa: S102 (the document's own text)
     state = load_checkpoint(ROOT / scope["path"])
     assert scope["facts"] == {k: state[k] for k in state if k != "model"}
     model, lr = scope["model"], scope["lr"]
