@@ -23,13 +23,25 @@ ROOT = Path(__file__).resolve().parent.parent
 # (`nohup pytest &`) inherits SIGINT ignored, and so would every process it starts; a Python
 # handler here is the default again, and exec() resets handled signals for child processes.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-DATA_ROOT = Path(os.environ.get("SR_DATA") or ROOT.parent / "shared" / "datasets")
+SETS = ("T91", "Set5", "Set14", "BSDS100", "BSDS200")
+
+
+def _default_data_root() -> Path:
+    """$SR_DATA; else ./data when `python -m sr.fetch` has filled it (the scripts' default too); else
+    the project's shared copy beside the checkout (../shared/datasets), which CI reads."""
+    if os.environ.get("SR_DATA"):
+        return Path(os.environ["SR_DATA"])
+    fetched = ROOT / "data"
+    return fetched if all((fetched / name).is_dir() for name in SETS) else ROOT.parent / "shared" / "datasets"
+
+
+DATA_ROOT = _default_data_root()
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """../shared/datasets (or $SR_DATA). Missing data fails the test under CI, skips it elsewhere."""
-    if not all((DATA_ROOT / name).is_dir() for name in ("T91", "Set5", "Set14", "BSDS100", "BSDS200")):
+    """The benchmark images (``_default_data_root``). Missing data fails the test under CI, skips it elsewhere."""
+    if not all((DATA_ROOT / name).is_dir() for name in SETS):
         message = f"benchmark datasets not found under {DATA_ROOT} (set SR_DATA, or get them: python -m sr.fetch --data-root {DATA_ROOT})"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
