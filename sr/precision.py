@@ -3,7 +3,7 @@
 bf16 autocast is fast only where the device computes bf16 in hardware: a CUDA GPU with
 bf16 support, or a CPU with AMX or AVX512-BF16 that oneDNN will use. Elsewhere oneDNN
 emulates it, and emulation is slower than fp32 (SRCNN x3 training on a 2-core AVX2 CPU:
-181 samples/s in fp32, 17 in bf16; on a 2-core AMX Xeon: 430 and 1,270; see the README).
+181 samples/s in fp32, 17 in bf16; on a 2-core AMX Xeon: 430 and 1,270; see docs/speed.md).
 So ``--amp`` defaults to "where native", and ``--amp`` / ``--no-amp`` force either.
 
 Channels-last (NHWC) is the CPU default on both CPU kinds: oneDNN's convolutions ran

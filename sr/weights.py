@@ -20,7 +20,7 @@ DEFAULT_WEIGHTS = "srresnet_x4"  # for enlarging without --weights: the stronges
 PHOTO_WEIGHTS = "real_srresnet_x4"  # trained for JPEG photos: the default for JPEGs up to PHOTO_MAX_QUALITY
 # Chosen on BSDS200-val (the 10 held-out photos), LR saved as JPEG at q70-98: real_srresnet_x4
 # leads srresnet_x4 by 0.39 dB at q70 and 0.07 at q90, ties at q92 (-0.01) and trails by 0.11
-# at q95 and 0.22 at q98, where few block edges are left to undo (README, "Enlarging real photos").
+# at q95 and 0.22 at q98, where few block edges are left to undo (docs/photos.md).
 PHOTO_MAX_QUALITY = 90
 # A lossless file (PNG, TIFF, lossless WebP) whose pixels show a block grid at least this strong
 # (sr.file_history.blockiness) is a screenshot or re-save of a compressed photo. The lowest value
