@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sr.checkpoint import REQUIRED, load_checkpoint, save_checkpoint
+from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.checkpoint_fields import REQUIRED
 
 # What a loadable checkpoint must hold, and what says where it came from; no optimizer state.
 KEEP = (*REQUIRED, "epoch", "best_psnr", "scores", "args")

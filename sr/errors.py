@@ -33,3 +33,12 @@ def quoted(name: object) -> str:
 def escaped(text: str) -> str:
     """``text`` with each control character written as its escape (a newline as \\n): a message stays one line."""
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut at ``limit`` characters, for a message that quotes what a file holds."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int over 4300 digits; nesting is bounded before anything is shown
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr.checkpoint import check_network_fields
+from sr.checkpoint_fields import check_network_fields
 from sr.errors import UserError, first_line
 from sr.models import COLORS
 

@@ -5,7 +5,7 @@
 spandrel (the optional extra ``pip install -e ".[zoo]"``) is imported only here, and only when a
 weights file is not one of this project's checkpoints. It is given a state dict read here, never a
 path: .safetensors after ``sr.tensor_file.read_header`` has checked the header against the file,
-.pth/.pt/.ckpt with ``torch.load(weights_only=True)`` after ``sr.checkpoint``'s archive checks (no
+.pth/.pt/.ckpt with ``torch.load(weights_only=True)`` after ``sr.torch_archive``'s checks (no
 pickled code runs, TorchScript is refused). Both under the bounds below, before any tensor is read.
 The model then runs through the project's one forward (``sr.protocol.predict``), tiles, precision
 and photo handling like a model of ours, as an RGB, LR -> HR ("lr-hr") network.
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr.checkpoint import load_state_file
+from sr.torch_archive import load_state_file
 from sr.errors import UserError, first_line
 from sr.precision import Precision, choose_precision
 from sr.tensor_file import load_tensors, read_header

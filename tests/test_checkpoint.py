@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sr.checkpoint import (MAX_DISCRIMINATOR_PARAMETERS, MAX_PARAMETERS, bare_module, is_checkpoint, load_checkpoint,
-                           save_checkpoint, save_weights, validate_checkpoint)
+from sr.checkpoint import bare_module, is_checkpoint, load_checkpoint, save_checkpoint, save_weights
+from sr.checkpoint_fields import MAX_DISCRIMINATOR_PARAMETERS, MAX_PARAMETERS, validate_checkpoint
 from sr.errors import UserError
 from sr.models import MODELS, Discriminator, create_model
 from sr.weights import shipped_file, shipped_names
@@ -422,7 +422,7 @@ def test_a_million_layers_are_refused_by_arithmetic_before_any_module_is_made(tm
 
 
 def test_a_network_size_is_worked_out_exactly_as_the_modules_would_have_it():
-    from sr.checkpoint import network_size
+    from sr.models.counting import network_size
 
     cases = [(spec.cls, dict(spec.kwargs, channels=c, **({"scale": s} if spec.layout == "lr-hr" else {})))
              for spec in MODELS.values() for c in (1, 3) for s in (2, 3, 4, 8)]
@@ -433,7 +433,7 @@ def test_a_network_size_is_worked_out_exactly_as_the_modules_would_have_it():
                 net = cls(**kwargs)
         except ValueError:  # SRResNet x3
             continue
-        assert network_size(cls, kwargs)[2] == sum(p.numel() for p in net.parameters()), (cls.__name__, kwargs)
+        assert network_size(cls, kwargs).parameters == sum(p.numel() for p in net.parameters()), (cls.__name__, kwargs)
 
 
 def test_a_deflated_gigabyte_under_an_unknown_key_is_refused_before_it_is_inflated(tmp_path):
@@ -491,3 +491,20 @@ def test_finite_but_huge_weights_are_refused(tmp_path):
     save_checkpoint(tmp_path / "huge.pth", state)
     with pytest.raises(UserError, match=r"tensor 'deconv.weight' holds a weight of magnitude 3e\+38, over the limit of 1000 \(MAX_WEIGHT"):
         load_checkpoint(tmp_path / "huge.pth")
+
+
+def test_a_pth_is_unpickled_once_from_is_checkpoint_to_its_tensors(tmp_path, monkeypatch):
+    # The enlarger asks is_checkpoint, then loads: that read the pickle three times (is_checkpoint, then a
+    # meta pass and a CPU pass), each time a file someone sent is parsed.
+    path, original = tmp_path / "w.pth", _state()
+    save_checkpoint(path, dict(original, epoch=1))
+    calls = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: calls.append(kwargs.get("map_location")) or real_load(*args, **kwargs))
+    assert is_checkpoint(path)
+    state = load_checkpoint(path)
+    assert len(calls) == 1 and state["epoch"] == 1
+    assert state["model"].keys() == original["model"].keys()
+    assert all(torch.equal(state["model"][k], v) for k, v in original["model"].items())
+    save_checkpoint(path, dict(original, epoch=2))  # the same path, the same size: read again, not remembered
+    assert is_checkpoint(path) and load_checkpoint(path)["epoch"] == 2 and len(calls) == 2

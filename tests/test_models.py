@@ -37,7 +37,7 @@ def test_parameter_count_is_exact(name):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_a_meta_device_build_has_the_same_parameters_and_no_storage(name):
-    # what sr.checkpoint.validate_checkpoint counts before it lets anything be allocated
+    # what sr.checkpoint_fields.validate_checkpoint counts before it lets anything be allocated
     with torch.device("meta"):
         model = MODELS[name].cls(**model_kwargs(name, _scale(name)))
     assert all(p.is_meta for p in model.parameters())

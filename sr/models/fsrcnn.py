@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sr.models.counting import NetworkSize, conv_parameters
+
 
 def _conv_prelu(c_in: int, c_out: int, kernel: int, norm: bool = False) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)]
@@ -52,3 +54,12 @@ class FSRCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.body(x))
+
+    @staticmethod
+    def size(channels: int, d: int, s: int, m: int, mapping_kernel: int, mapping_norm: bool, scale: int) -> NetworkSize:
+        """What ``__init__`` builds, counted: conv 5x5 + PReLU(d), shrink 1x1 + PReLU(s), m x (conv k x k
+        [+ InstanceNorm] + PReLU(s)), expand 1x1 + PReLU(d), 9x9 deconvolution (weight d x channels x 9 x 9)."""
+        mapping = conv_parameters(s, s, mapping_kernel) + s + (2 * s if mapping_norm else 0)
+        count = (conv_parameters(channels, d, 5) + d + conv_parameters(d, s, 1) + s + m * mapping
+                 + conv_parameters(s, d, 1) + d + conv_parameters(d, channels, 9))
+        return NetworkSize(m + 4, max(channels, d, s), count)

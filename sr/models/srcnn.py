@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sr.models.counting import NetworkSize, conv_parameters
+
 
 class SRCNN(nn.Module):
     """(N, C, H, W) upsampled image in [0, 1] -> (N, C, H, W) restored image.
@@ -25,3 +27,9 @@ class SRCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+    @staticmethod
+    def size(channels: int, n1: int, n2: int, f1: int, f2: int, f3: int) -> NetworkSize:
+        """What ``__init__`` builds, counted: three convolutions."""
+        count = conv_parameters(channels, n1, f1) + conv_parameters(n1, n2, f2) + conv_parameters(n2, channels, f3)
+        return NetworkSize(3, max(channels, n1, n2), count)

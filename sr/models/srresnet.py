@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from sr.models.counting import NetworkSize, conv_parameters
+
 NORM_PLACEMENTS = ("all", "tail", "none")
 
 
@@ -73,3 +75,14 @@ class SRResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head(x)
         return self.tail(self.upsample(features + self.trunk(features)))
+
+    @staticmethod
+    def size(channels: int, features: int, blocks: int, scale: int, norm: str, negative_slope: float) -> NetworkSize:
+        """What ``__init__`` builds, counted: head, residual blocks of two bias-free convs (with
+        InstanceNorm for "all"), the trunk's conv (and norm), one conv per factor 2, the tail."""
+        stages = max(scale, 1).bit_length() - 1  # the constructor refuses scales that are not powers of two
+        block = 2 * conv_parameters(features, features, 3, bias=False) + (4 * features if norm == "all" else 0)
+        count = (conv_parameters(channels, features, 9) + blocks * block + conv_parameters(features, features, 3)
+                 + (2 * features if norm in ("all", "tail") else 0)
+                 + stages * conv_parameters(features, 4 * features, 3, bias=False) + conv_parameters(features, channels, 9))
+        return NetworkSize(2 * blocks + stages + 3, max(channels, 4 * features), count)
