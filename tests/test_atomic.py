@@ -268,15 +268,11 @@ def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
 
 
 KILLED_MID_WRITE = """
-import os, signal, sys, torch
-from sr.checkpoint import save_checkpoint
-from tests.conftest import weights_only_checkpoint
+import os, signal, sys
+from sr.atomic import atomic_path
 
-def killed(obj, f):  # kill -9 while torch.save has the temporary file open
-    os.kill(os.getpid(), signal.SIGKILL)
-
-torch.save = killed
-save_checkpoint(sys.argv[1], weights_only_checkpoint("srcnn", 3))
+with atomic_path(sys.argv[1]) as tmp:  # what save_checkpoint does around torch.save
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9 while the temporary file is being written
 """
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 import prepare_h5
 from sr.data.h5 import PatchDataset, held_out
 from sr.data.degradation import downscale, mod_crop, to_planes
+from sr.cli import run
 from sr.errors import UserError
 from sr.data.images import load_rgb, list_images
 from tests.conftest import ROOT, make_h5
@@ -301,28 +302,30 @@ def test_no_output_replaces_an_input_or_the_other_output_and_nothing_is_read_fir
     assert _digests(root) == before
 
 
-def test_an_output_over_an_input_image_exits_2_with_one_line(own_images):
+def _prepare(capsys, *argv: str) -> tuple[int, str, str]:
+    """prepare_h5.py run as its command line runs it (sr.cli.run): (exit code, stdout, stderr)."""
+    code = run(prepare_h5.main, lambda: prepare_h5.parse_args(list(argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_output_over_an_input_image_exits_2_with_one_line(own_images, capsys):
     root = own_images["train"].parent
     before = _digests(root)
-    result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", "3", "--images", str(own_images["train"]),
-                             "--val-images", "1", "--output", str(own_images["train"] / "img0.png")],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "is the input image" in result.stderr and result.stdout == ""
+    code, out, err = _prepare(capsys, "--scale", "3", "--images", str(own_images["train"]), "--val-images", "1",
+                              "--output", str(own_images["train"] / "img0.png"))
+    assert code == 2 and err.count("\n") == 1 and "is the input image" in err and out == "", err
     assert _digests(root) == before
 
 
-def test_a_name_with_a_newline_is_printed_quoted_on_one_line(tmp_path, own_images):
+def test_a_name_with_a_newline_is_printed_quoted_on_one_line(tmp_path, own_images, capsys):
     # Issue 32, row 9: "wrote <name>" was split in two lines on stdout, misleading scripts that read it.
     odd = tmp_path / "two\nlines.h5"
-    result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", "3", "--stride", "33", "--images", str(own_images["train"]),
-                             "--eval-images", str(own_images["eval"]), "--output", str(odd), "--eval-output", str(tmp_path / "e.h5")],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    wrote = [line for line in result.stdout.splitlines() if line.startswith("wrote ")]
-    assert len(result.stdout.splitlines()) == 3 and wrote[0].startswith(f"wrote {str(odd)!r}: ") and odd.is_file()
+    code, out, err = _prepare(capsys, "--scale", "3", "--stride", "33", "--images", str(own_images["train"]),
+                              "--eval-images", str(own_images["eval"]), "--output", str(odd), "--eval-output", str(tmp_path / "e.h5"))
+    assert code == 0, err
+    assert len(out.splitlines()) == 3 and out.startswith(f"wrote {str(odd)!r}: ") and odd.is_file()
     (tmp_path / "file\nname").write_text("")  # a file where a folder is needed: the error names it
-    result = subprocess.run([sys.executable, "prepare_h5.py", "--scale", "3", "--images", str(own_images["train"]),
-                             "--val-images", "1", "--output", str(tmp_path / "file\nname" / "t.h5")],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "file\\nname" in result.stderr, result.stderr
+    code, out, err = _prepare(capsys, "--scale", "3", "--images", str(own_images["train"]), "--val-images", "1",
+                              "--output", str(tmp_path / "file\nname" / "t.h5"))
+    assert code == 2 and err.count("\n") == 1 and "file\\nname" in err, err

@@ -9,8 +9,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import torch
 
-from experiments import reproduce
+from experiments import export_weights, reproduce
 from sr.checkpoint import load_checkpoint
+from sr.cli import run
 from tests.conftest import ROOT
 
 RETRAINED = ("fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4", "srcnn_x2", "srcnn_x3", "srcnn_x4")
@@ -128,17 +129,17 @@ def test_a_recipe_writes_nothing_outside_the_replay_folder(tmp_path, hostile):
     recipe = {"name": "toy", "export": "python -m experiments.export_weights runs/a --name toy",
               "runs": [{"prepare": "python prepare_h5.py --scale 3 --images no-such-set", "run": "runs/a",
                         "command": "python train_srcnn.py --arch srcnn"}]}
-    run = recipe["runs"][0]
+    first = recipe["runs"][0]
     if hostile == "prepare --output":
-        run["prepare"] += f" --output {victim}"
+        first["prepare"] += f" --output {victim}"
     elif hostile == "export --name":
         recipe["export"] = f"python -m experiments.export_weights runs/a --name {tmp_path / 'victim'}"
     elif hostile == "recipe name":
         recipe["name"] = "../../../escaped"
     elif hostile == "run folder":
-        run["run"] = "runs/../../escaped"
+        first["run"] = "runs/../../escaped"
     else:
-        run["prepare"] += f" --output={victim}"
+        first["prepare"] += f" --output={victim}"
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     replay = tmp_path / "deep" / "er" / "replay"
     result = subprocess.run([sys.executable, "-m", "experiments.reproduce", str(tmp_path / "recipe.json"), "--out-dir",
@@ -149,11 +150,12 @@ def test_a_recipe_writes_nothing_outside_the_replay_folder(tmp_path, hostile):
     assert {p.name: _sha256(p) for p in tmp_path.iterdir() if p.is_file() and p.name != "recipe.json"} == before
 
 
-def test_export_weights_takes_a_name_not_a_path(tmp_path):
+def test_export_weights_takes_a_name_not_a_path(tmp_path, capsys):
     victim = tmp_path / "victim.pth"
     victim.write_text("not an export")
-    result = subprocess.run([sys.executable, "-m", "experiments.export_weights", str(tmp_path / "run"), "--name",
-                             str(tmp_path / "victim")], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "--name" in result.stderr and "a name, not a path" in result.stderr
+    with pytest.raises(SystemExit) as exited:  # argparse's refusal, one line through sr.cli.ArgumentParser
+        run(export_weights.main, lambda: [str(tmp_path / "run"), "--name", str(tmp_path / "victim")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert "--name" in err and "a name, not a path" in err
     assert victim.read_text() == "not an export"

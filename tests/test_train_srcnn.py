@@ -16,6 +16,7 @@ import sr.training.run_dir
 import train_srcnn
 from sr import distributed
 from sr.checkpoint import load_checkpoint, save_checkpoint
+from sr.cli import run
 from sr.data.h5 import PatchDataset
 from sr.errors import Interrupted, UserError
 from sr.models import create_model
@@ -445,13 +446,14 @@ def test_a_patch_or_eval_file_that_lies_about_its_data_is_refused_where_it_is_re
     assert "\n" not in str(info.value)
 
 
-def test_training_on_a_lying_file_exits_2_in_one_line(tmp_path):
+def test_training_on_a_lying_file_exits_2_in_one_line(tmp_path, capsys):
     train, evaluation = _lying_files(tmp_path, "lr and hr counts differ")
-    result = subprocess.run([sys.executable, "train_srcnn.py", "--arch", "fsrcnn-paper", "--train", train, "--eval", evaluation,
-                             "--out", str(tmp_path / "run"), "--device", "cpu", "--batch-size", "4", "--epochs", "1"],
-                            cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "holds 8 LR patches but 6 HR patches" in result.stderr and not (tmp_path / "run").exists()
+    argv = ["--arch", "fsrcnn-paper", "--train", train, "--eval", evaluation, "--out", str(tmp_path / "run"), "--device", "cpu",
+            "--batch-size", "4", "--epochs", "1"]
+    assert run(train_srcnn.main, lambda: train_srcnn.parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds 8 LR patches but 6 HR patches" in err, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_resume_with_another_runs_optimizer_state_is_refused_in_one_line(tmp_path, h5_x3):
