@@ -72,9 +72,19 @@ class SRResNet(nn.Module):
         self.upsample = nn.Sequential(*upsample)
         self.tail = nn.Conv2d(features, channels, 9, padding=4)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body: (N, C, h, w) -> (N, features, h, w), every map at the LR size."""
         features = self.head(x)
-        return self.tail(self.upsample(features + self.trunk(features)))
+        return features + self.trunk(features)
+
+    def reconstruct(self, features: torch.Tensor) -> torch.Tensor:
+        """The upsampling tail: (N, features, h, w) -> (N, C, h * scale, w * scale). Its maps are the
+        largest of the network (4x the channels at up to half the output size), which is why the
+        enlarger runs it on smaller tiles than the body (``sr.enlarge``)."""
+        return self.tail(self.upsample(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reconstruct(self.features(x))
 
     @staticmethod
     def size(channels: int, features: int, blocks: int, scale: int, norm: str, negative_slope: float) -> NetworkSize:
