@@ -19,39 +19,33 @@ model), grey, 16-bit grey (computed from the 16-bit values), EXIF orientation an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
+import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
-from sr.atomic import atomic_write_text
-from sr.cli import ArgumentParser, fraction, percent, positive_int, run, scale_type
+from sr.cli import ArgumentParser, factor_above_one, fraction, percent, positive_int, run, scale_type
 from sr.data.field import check_kind
-from sr.data.sets import data_root, resolve_images
-from sr.distributed import select_device
-from sr.errors import Interrupted, UserError
-from sr.models.self_ensemble import SelfEnsemble
-from sr.protocol import PROTOCOLS
-from sr.figures import side_by_side
 from sr.data.images import find_images, save_image
-from sr.evaluation import Evaluation, evaluate_image, mean_scores
-from sr.inference import Upscaler
-from sr.streaming import AUTO_TILE, AUTO_TILE_ABOVE
-from sr.checkpoint import load_checkpoint, save_checkpoint
-from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, blended_checkpoint, default_weights, resolve_weights
-from sr.photo import ALPHA_UPSAMPLERS, EXTENSIONS, PIL_FORMATS, pick_format, read_photo, write_image
+from sr.data.sets import data_root, resolve_images
+from sr.distributed import available_cores, select_device
+from sr.enlarge import crop_seconds, enlarge
+from sr.enlarge_plan import check_fits
+from sr.errors import Interrupted, UserError, failure_line, quoted
+from sr.evaluation import evaluate_image, summarise, write_scores
+from sr.figures import side_by_side
+from sr.models.self_ensemble import SelfEnsemble
+from sr.outputs import check_writable, output_for, refuse_collisions
+from sr.photo import ALPHA_UPSAMPLERS, PIL_FORMATS, read_photo, write_image
+from sr.protocol import PROTOCOLS
+from sr.upscaler import AUTO_TILE, AUTO_TILE_ABOVE, Upscaler
+from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, default_weights
 
-
-def _outscale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a factor greater than 1, got {text!r}")
-    return value
+# The fast model of each kind, named before an enlargement that would take longer than LONG_RUN seconds.
+FASTER = {DEFAULT_WEIGHTS: "fsrcnn_x4", PHOTO_WEIGHTS: "real_fsrcnn_x4"}
+LONG_RUN = 60
 
 
 def parse_args(argv: list[str] | None = None):
@@ -80,7 +74,7 @@ def parse_args(argv: list[str] | None = None):
     big.add_argument("--format", choices=sorted(PIL_FORMATS), help="output format (default: the --output extension, "
                      "else the input's own when it is png, jpg, webp or tiff, else png)")
     big.add_argument("--quality", type=percent, help="jpg and webp quality, 1-100 (default: 95 for jpg, 90 for webp)")
-    big.add_argument("--outscale", type=_outscale, metavar="F",
+    big.add_argument("--outscale", type=factor_above_one, metavar="F",
                      help="final factor, any number > 1: the model's scale, then MATLAB bicubic to F")
     big.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="bicubic",
                      help="how transparency is enlarged: bicubic (default; safe on soft mattes) or the model "
@@ -111,10 +105,13 @@ def parse_args(argv: list[str] | None = None):
     compute.add_argument("--tta", action="store_true",
                          help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
                               "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")
-    compute.add_argument("--tile", type=positive_int, help="process the input in tiles of N model-input pixels: bounded "
-                         "memory, the same result within 1/255 (default: enlarging sizes tiles by the model's memory "
-                         f"needs, scoring uses {AUTO_TILE}; both only for inputs over {int(AUTO_TILE_ABOVE ** 0.5)}x"
-                         f"{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
+    compute.add_argument("--tile", type=positive_int, help="run the whole network on tiles of N model-input pixels: "
+                         "the same result within 1/255 (default: enlarging sizes its tiles by the memory the model's "
+                         f"feature maps take, a small image in one; scoring uses {AUTO_TILE} for inputs over "
+                         f"{int(AUTO_TILE_ABOVE ** 0.5)}x{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
+    compute.add_argument("--threads", type=positive_int, default=available_cores(),
+                         help=f"CPU threads (default: {available_cores()} here: $OMP_NUM_THREADS when it is set, else "
+                              "every core this process may use)")
     return p.parse_args(argv)
 
 
@@ -135,25 +132,11 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, weights: str 
     if args.weights is None and args.denoise is None and not enlarging:
         raise UserError("give --weights CHECKPOINT (or a shipped name), or --bicubic --scale N")
     if args.denoise is not None:
-        return _denoised(args, device, amp)
-    upscaler = Upscaler.load(weights or args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
-    if args.scale is not None and args.scale != upscaler.scale:
-        raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
-    if args.tta:
-        upscaler.net = SelfEnsemble(upscaler.net)
-    return upscaler
-
-
-def _denoised(args, device, amp: bool | None) -> Upscaler:
-    """--denoise S: srresnet_x4 and real_srresnet_x4 blended weight by weight, loaded like any checkpoint."""
-    if args.weights is not None or args.bicubic:
-        raise UserError(f"--denoise blends {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS}; leave out --weights and --bicubic")
-    blend = blended_checkpoint(load_checkpoint(resolve_weights(DEFAULT_WEIGHTS)), load_checkpoint(resolve_weights(PHOTO_WEIGHTS)),
-                               args.denoise)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"{blend['name']}.pth"
-        save_checkpoint(path, blend)
-        upscaler = Upscaler.load(path, device, amp, args.tile)
+        if args.weights is not None:
+            raise UserError(f"--denoise blends {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS}; leave out --weights and --bicubic")
+        upscaler = Upscaler.blend(args.denoise, device, amp, args.tile)
+    else:
+        upscaler = Upscaler.load(weights or args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
     if args.scale is not None and args.scale != upscaler.scale:
         raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
     if args.tta:
@@ -164,40 +147,18 @@ def _denoised(args, device, amp: bool | None) -> Upscaler:
 # ---------------------------------------------------------------------- enlarging
 
 
-def _output_for(src: Path, args, name: str) -> tuple[Path, str]:
-    """(output path, format) for one input."""
-    if args.output:
-        return args.output, pick_format(args.output, args.format)
-    own = src.suffix.lower().lstrip(".")
-    if args.format:
-        fmt, ext = args.format, args.format
-    elif own in EXTENSIONS:
-        fmt, ext = EXTENSIONS[own], src.suffix.lstrip(".")  # jpg stays jpg, .JPEG stays .JPEG
-    else:
-        fmt, ext = "png", "png"  # bmp, gif, ppm, ...: no writer here
-    return args.out_dir / f"{src.stem}_{name}.{ext}", fmt
+def _advice(src: Path, upscaler: Upscaler, photo, amp: bool | None):
+    """Called with the seconds an enlargement has left: over LONG_RUN, one line names the faster
+    model of its kind, the two timed on a crop of this photo; the enlargement goes on as asked."""
+    faster = FASTER.get(upscaler.name)
 
+    def advise(left: float) -> None:
+        if left > LONG_RUN and faster is not None:
+            ratio = crop_seconds(upscaler, photo) / crop_seconds(Upscaler.load(faster, upscaler.device, amp), photo)
+            tqdm.write(f"{src}: about {left / 60:.0f} more minutes with {upscaler.name}; --weights {faster} takes "
+                       f"1/{ratio:.0f} of the time (both timed on a crop of this photo just now); going on", file=sys.stderr)
 
-def _check_writable(folder: Path) -> None:
-    """Refuse an output folder that cannot be written in one line, before any model loads."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise UserError(f"{folder}: cannot write enlarged images there ({exc.strerror or exc})") from None
-
-
-def _cause(src: Path, exc: Exception) -> str:
-    """One line naming the file and what went wrong with it."""
-    if isinstance(exc, UserError):
-        return str(exc) if str(src) in str(exc) else f"{src}: {exc}"
-    if isinstance(exc, MemoryError):
-        return f"{src}: out of memory ({str(exc).strip() or 'MemoryError'})".splitlines()[0]
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{src}: {exc.strerror}"
-    text = str(exc).strip().splitlines()
-    return f"{src}: {type(exc).__name__}" + (f": {text[0]}" if text else "")
+    return advise
 
 
 def upscale_mode(args, device) -> list[Path]:
@@ -215,21 +176,16 @@ def upscale_mode(args, device) -> list[Path]:
         raise UserError(f"--output names one file, but the inputs hold {len(files)} images; use --out-dir")
     # Without --weights each input gets the shipped model for its kind: JPEGs of ordinary
     # quality the photo model, everything else the clean one. Each model loads once.
-    _check_writable(args.output.parent if args.output else args.out_dir)
+    check_writable(args.output.parent if args.output else args.out_dir)
     picks = args.weights is None and args.denoise is None and not args.bicubic
     chosen = {src: default_weights(src) if picks else (None, "", 0.0) for src in files}
     upscalers = {w: load_upscaler(args, device, args.amp, enlarging=True, weights=w) for w, *_ in chosen.values()}
     jobs = []
     for src in files:
         upscaler = upscalers[chosen[src][0]]
-        factor = args.outscale or upscaler.scale
-        jobs.append((src, upscaler, *_output_for(src, args, upscaler.output_tag(factor))))
-    seen: dict[Path, Path] = {}
-    for src, _, dst, _ in jobs:
-        other = seen.setdefault(dst.resolve(), src)
-        if other is not src:
-            raise UserError(f"{other} and {src} would both be written to {dst}; enlarge them into separate --out-dir folders")
-    inputs = {src.resolve() for src in files}
+        jobs.append((src, upscaler, *output_for(src, args.output, args.out_dir, args.format,
+                                                upscaler.output_tag(args.outscale or upscaler.scale))))
+    refuse_collisions([(src, [dst]) for src, _, dst, _ in jobs], "enlarge")
 
     for weights, upscaler in upscalers.items():
         mine = [src for src in files if chosen[src][0] == weights]
@@ -238,28 +194,30 @@ def upscale_mode(args, device) -> list[Path]:
         print(f"{upscaler.describe()}; {len(mine)} image{'s' if len(mine) > 1 else ''}, "
               f"x{args.outscale or upscaler.scale:g}{why}", flush=True)
     written, failed = [], 0
-    for src, upscaler, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True):
-        # One image at a time, tile by tile (sr.streaming): the decoded input and the 8-bit output
-        # are the only whole-image arrays. Whatever goes wrong with one image (a broken file,
-        # memory, a failed write, a bug) is one line, and the batch goes on.
+    for src, upscaler, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True,
+                                        disable=len(jobs) == 1):
+        # One image at a time, tile by tile (sr.enlarge): the decoded input and the 8-bit output
+        # are the only whole-image arrays. Whatever goes wrong with one image (too large, a broken
+        # file, memory, a failed write, a bug) is one line, and the batch goes on.
+        start = time.perf_counter()
         try:
-            if dst.resolve() in inputs:
-                raise UserError(f"{src}: its output {dst} is an input, which is never overwritten; choose another --out-dir")
+            check_fits(src, upscaler.scale, args.outscale, fmt)
             photo = read_photo(src, compact=True)
-            image, kind = upscaler.enlarge_image(photo, fmt, args.outscale, args.alpha_upsampler, progress=True)
+            image, kind = enlarge(upscaler, photo, fmt, args.outscale, args.alpha_upsampler, progress=src.name,
+                                  estimate=_advice(src, upscaler, photo, args.amp))
             notes = photo.notes + list(kind.notes) + write_image(dst, image, photo, fmt, args.quality)
             (h, w), (big_w, big_h) = photo.size, image.size
         except Interrupted:
             raise
         except Exception as exc:  # noqa: BLE001 (MemoryError, decoder errors, anything: reported, then the next image)
             failed += 1
-            tqdm.write(f"skipped {_cause(src, exc)}", file=sys.stderr)
+            tqdm.write(f"skipped {failure_line(src, exc)}", file=sys.stderr)
             continue
         finally:
             image = photo = None  # this image's arrays go before the next one is read
         for note in notes:
-            tqdm.write(f"{src}: {note}", file=sys.stderr)
-        tqdm.write(f"wrote {dst}: {w}x{h} -> {big_w}x{big_h}")
+            tqdm.write(f"{quoted(src)}: {note}", file=sys.stderr)
+        tqdm.write(f"wrote {quoted(dst)}: {w}x{h} -> {big_w}x{big_h} in {time.perf_counter() - start:.1f} s")
         written.append(dst)
     if failed:
         raise UserError(f"{failed} of {len(files)} images failed")
@@ -276,18 +234,6 @@ def _fmt(scores: dict) -> str:
     return text
 
 
-def _row(e: Evaluation) -> dict:
-    return {"image": e.path.stem, "bicubic": e.bicubic.scores, **({"model": e.model.scores} if e.model else {})}
-
-
-def _summary(evaluations: list[Evaluation]) -> dict:
-    rows = [_row(e) for e in evaluations]
-    summary = {"rows": rows, "bicubic_mean": mean_scores([r["bicubic"] for r in rows])}
-    if evaluations[0].model is not None:
-        summary["model_mean"] = mean_scores([r["model"] for r in rows])
-    return summary
-
-
 def _lossy(args) -> int | str | None:
     """What the LR goes through after the protocol's downscaling: --jpeg's quality or --degrade's kind."""
     if args.jpeg is not None and args.degrade is not None:
@@ -302,26 +248,12 @@ def _setting(args, scale: int) -> str:
             + (", self-ensemble x8 (+)" if args.tta else ""))
 
 
-def _check_scoring_outputs(files: list[Path], args, name: str | None, scale: int) -> None:
-    """Refuse, before any image is scored, outputs that would overwrite an input or each other
-    (as --upscale does): foo_bicubic_x3.png is also an input name, and a.png in two folders
-    gives the same names in --out-dir."""
-    inputs = {src.resolve(): src for src in files}
-    seen: dict[Path, Path] = {}
-    for src in files:
-        kinds = ["bicubic", *([name] if name else []), "compare"]
-        for dst in [args.out_dir / f"{src.stem}_{kind}_x{scale}.png" for kind in kinds] + ([args.json] if args.json else []):
-            if dst.resolve() in inputs:
-                raise UserError(f"{src}: its output {dst} is an input, which is never overwritten; choose another --out-dir")
-            other = seen.setdefault(dst.resolve(), src)
-            if other is not src and dst != args.json:
-                raise UserError(f"{other} and {src} would both be written to {dst}; score them into separate --out-dir folders")
-
-
 def image_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
     files = find_images(args.image)
     name = upscaler.arch if upscaler else "bicubic"
-    _check_scoring_outputs(files, args, upscaler.arch if upscaler else None, scale)
+    kinds = ["bicubic", *([name] if upscaler else []), "compare"]
+    refuse_collisions([(src, [args.out_dir / f"{src.stem}_{kind}_x{scale}.png" for kind in kinds]) for src in files],
+                      "score", extra=args.json)
     evaluations = []
     for path in files:
         e = evaluate_image(path, scale, upscaler, args.protocol, _lossy(args))
@@ -341,13 +273,13 @@ def image_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
         written.append(out / f"{stem}_compare_x{scale}.png")
         save_image(written[-1], side_by_side(panels))
         print(f"wrote {', '.join(map(str, written))}")
-    return _summary(evaluations)
+    return summarise(evaluations)
 
 
 def dataset_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
     name, files = resolve_images(args.dataset, data_root(args.data_root))
     label = upscaler.arch if upscaler else "bicubic"
-    summary = _summary([evaluate_image(path, scale, upscaler, args.protocol, _lossy(args)) for path in files])
+    summary = summarise([evaluate_image(path, scale, upscaler, args.protocol, _lossy(args)) for path in files])
     rows = summary["rows"]
     rgb = upscaler is not None and "psnr_rgb" in rows[0]["model"]
     precision = f"; {upscaler.precision.name}" if upscaler and upscaler.precision.enabled else ""
@@ -364,28 +296,9 @@ def dataset_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
     return summary
 
 
-def write_json(path: Path, summary: dict, args, upscaler: Upscaler | None, scale: int) -> None:
-    main = summary.get("model_mean", summary["bicubic_mean"])
-    bic = summary["bicubic_mean"]
-    doc = {"psnr": main["psnr"], "ssim": main["ssim"], "bicubic_psnr": bic["psnr"], "bicubic_ssim": bic["ssim"],
-           "scale": scale, "model": upscaler.arch if upscaler else "bicubic",
-           "weights": str(upscaler.path) if upscaler else None,
-           "source": args.dataset or ", ".join(args.image),
-           "protocol": args.protocol, "jpeg": args.jpeg, "degrade": args.degrade, "tta": args.tta,
-           "precision": upscaler.precision.name if upscaler else "fp32",
-           "protocol_details": f"Y (BT.601, {'rounded as MATLAB rgb2ycbcr' if args.protocol == 'matlab' else 'unrounded'}), "
-                               f"border {scale} px cropped, MATLAB bicubic degradation, 8-bit"
-                               + (f", then JPEG quality {args.jpeg} (Pillow)" if args.jpeg is not None else "")
-                               + (f", field kind {args.degrade} (sr.data.field)" if args.degrade else "")}
-    for k in ("psnr_rgb", "ssim_rgb"):
-        if k in main:
-            doc[k] = main[k]
-    doc["images"] = summary["rows"]
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
-
-
 def main(args) -> dict | list[Path]:
     """Scores (a summary dict) for --dataset/--image; the written files for --upscale."""
+    torch.set_num_threads(args.threads)  # before any model loads: onnxruntime takes the count when it does
     device = select_device(args.device)
     if args.upscale is not None:
         return upscale_mode(args, device)
@@ -396,7 +309,8 @@ def main(args) -> dict | list[Path]:
     scale = upscaler.scale if upscaler else args.scale
     summary = image_mode(args, upscaler, scale) if args.image else dataset_mode(args, upscaler, scale)
     if args.json:
-        write_json(args.json, summary, args, upscaler, scale)
+        write_scores(args.json, summary, scale=scale, upscaler=upscaler, source=args.dataset or ", ".join(args.image),
+                     protocol=args.protocol, jpeg=args.jpeg, degrade=args.degrade, tta=args.tta)
     return summary
 
 

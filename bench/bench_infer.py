@@ -1,4 +1,4 @@
-"""Inference speed on the CPU: each model enlarges an input to about one megapixel, through sr.inference.
+"""Inference speed on the CPU: each model enlarges an input to about one megapixel, through sr.upscaler and sr.enlarge.
 
     python -m bench.bench_infer                          # fsrcnn_x3 and srresnet_x4, 2 threads, median of 3
     python -m bench.bench_infer --models fsrcnn_x2 srcnn_x3 --runs 5 --no-onnx
@@ -9,8 +9,8 @@ the output back as float32. Not counted: ``import torch``, loading, one warm-up 
 builds its kernels then). Columns: fp32 and bf16 autocast as Upscaler loads them (the one
 ``sr.precision`` picks by default on this machine is marked), fp32 with the checkpoint's own
 layers (before ``sr.models.inference_forms.for_inference``), onnxruntime fp32 on the same number of
-threads, and the whole ``Upscaler.enlarge`` at the default precision (colour handling
-included: a Y model's chroma is MATLAB bicubic in float64). Medians of alternating runs,
+threads, and the whole enlargement (``sr.enlarge.enlarge`` to the 8-bit image) at the default
+precision (colour handling included: a Y model's chroma is MATLAB bicubic in float64). Medians of alternating runs,
 so a load change on a shared machine hits every column alike; still, timings on a shared
 machine are noisy. Not a test.
 """
@@ -31,7 +31,9 @@ import torch
 
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
 from sr.data.degradation import model_input
-from sr.inference import Upscaler
+from sr.enlarge import enlarge
+from sr.photo import Photo
+from sr.upscaler import Upscaler
 from sr.protocol import predict
 from sr.weights import resolve_weights
 from sr.precision import choose_precision, cpu_has_native_bf16
@@ -83,7 +85,7 @@ def bench(name: str, runs: int, onnx_dir: Path | None) -> dict[str, object]:
     default = choose_precision(CPU, None)
     chosen = bf16 if default.enabled else fp32
     def forward(up: Upscaler):
-        return lambda: predict(up.net, planes, up.model_scale, up.device, up.precision)
+        return lambda: predict(up.net, planes, up.input_scale, up.device, up.precision)
 
     columns = {"fp32": forward(fp32), "bf16": forward(bf16), "fp32, checkpoint layers": forward(plain)}
     if onnx_dir is not None:
@@ -92,7 +94,7 @@ def bench(name: str, runs: int, onnx_dir: Path | None) -> dict[str, object]:
         export_onnx(path, onnx_dir / f"{name}.onnx")
         onnx = Upscaler.load(onnx_dir / f"{name}.onnx", CPU)
         columns["onnxruntime"] = forward(onnx)
-    columns["enlarge, default"] = lambda: chosen.enlarge(lr)
+    columns["enlarge, default"] = lambda: enlarge(chosen, Photo(rgb=lr))
     seconds = dict(zip(columns, medians(list(columns.values()), runs)))
     shape = planes.shape[-2:]
     return {"name": name, "input": f"{shape[1]}x{shape[0]}", "default": default.name, **seconds}

@@ -44,7 +44,7 @@ from sr.data.sets import data_root
 from sr.checkpoint import load_checkpoint, save_checkpoint
 from sr.distributed import describe_cpu
 from sr.figures import side_by_side
-from sr.inference import Upscaler
+from sr.upscaler import Upscaler
 from sr.metrics import harmed_share
 from sr.protocol import bicubic_score
 from sr.weights import (DEFAULT_WEIGHTS, PHOTO_WEIGHTS, blended_checkpoint, default_weights, load_choice, named_choice,

@@ -22,7 +22,9 @@ from sr.data.field import check_kind
 from sr.data.images import save_image
 from sr.data.sets import data_root
 from sr.figures import side_by_side
-from sr.inference import Upscaler
+from sr.enlarge import enlarge
+from sr.photo import Photo
+from sr.upscaler import Upscaler
 from sr.protocol import degrade, ground_truth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +61,7 @@ def main() -> None:
         upscalers += [(name, Upscaler.load(name, amp=False)) for name in ("srresnet_x4", *args.weights)]
         upscalers = [(Path(name).stem, up) for name, up in upscalers]
     for name, upscaler in upscalers:
-        out = np.clip(np.round(upscaler.enlarge(lr)), 0, 255).astype(np.uint8)
+        out = np.asarray(enlarge(upscaler, Photo(rgb=lr))[0])
         panels.append((cut(out), f"{name}\n{what} LR, x4"))
     panels.append((cut(hr), "original"))
     save_image(args.output, side_by_side(panels))

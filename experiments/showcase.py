@@ -29,7 +29,7 @@ from sr.protocol import PROTOCOLS, degrade
 from sr.figures import side_by_side
 from sr.data.images import load_rgb, save_image
 from sr.evaluation import evaluate_image, mean_scores
-from sr.inference import Upscaler
+from sr.upscaler import Upscaler
 from sr.weights import shipped_file, shipped_names
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -49,6 +49,7 @@ non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _bounded(float, lambda v: v > 0, "a positive number")
 percent = _bounded(int, lambda v: 1 <= v <= 100, "an integer in 1..100")  # JPEG and WebP qualities
 fraction = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1")  # --denoise
+factor_above_one = _bounded(float, lambda v: 1 < v < float("inf"), "a factor greater than 1")  # --outscale
 decay = _bounded(float, lambda v: 0.0 <= v < 1.0, "0 (off) or a decay below 1, e.g. 0.999")  # --ema
 
 

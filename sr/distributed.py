@@ -77,6 +77,12 @@ def all_true(ctx: Context, flag: bool) -> bool:
     return bool(t.item())
 
 
+def available_cores() -> int:
+    """$OMP_NUM_THREADS when set (the usual way to share a machine), else every core this process may run on."""
+    told = os.environ.get("OMP_NUM_THREADS", "")
+    return int(told) if told.isdigit() and int(told) > 0 else len(os.sched_getaffinity(0))
+
+
 def cpu_name() -> str:
     """The model name, with family and model numbers (VMs often say only "Intel(R) Xeon(R) Processor")."""
     fields = {}

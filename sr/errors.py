@@ -35,6 +35,20 @@ def escaped(text: str) -> str:
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+def failure_line(name: object, exc: BaseException) -> str:
+    """One line naming a file and what went wrong with it, whatever the exception (a batch
+    reports it and goes on): a UserError's own message, memory, an OS error, or a bug's type."""
+    name = quoted(name)
+    if isinstance(exc, UserError):
+        return str(exc) if name in str(exc) else f"{name}: {exc}"
+    if isinstance(exc, MemoryError):
+        return f"{name}: out of memory ({first_line(exc) if str(exc).strip() else 'MemoryError'})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{name}: {exc.strerror}"
+    text = str(exc).strip().splitlines()
+    return f"{name}: {type(exc).__name__}" + (f": {text[0]}" if text else "")
+
+
 def short_repr(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut at ``limit`` characters, for a message that quotes what a file holds."""
     try:

@@ -5,9 +5,9 @@ scoring. Enlarging a user's photo must give back the same kind of file: alpha st
 grey stays grey, 16-bit stays 16-bit (computed from the 16-bit values), the picture is
 upright (EXIF orientation applied) and keeps its ICC profile (and EXIF, orientation reset).
 
-    photo = read_photo("in.png")                       # Photo: float64 planes in [0, 255]
-    big = enlarge_photo(photo, model_rgb, scale=4, outscale=3.5)
-    for note in write_photo("out.webp", big, quality=90):
+    photo = read_photo("in.png", compact=True)         # Photo: planes in [0, 255]
+    image, kind = enlarge(up, photo, "webp", outscale=3.5)   # sr.enlarge: the pixels to write
+    for note in list(kind.notes) + write_image("out.webp", image, photo, "webp", quality=90):
         print(note)                                    # e.g. "WebP has no grey mode: ..."
 
 What Pillow (13) cannot do, and what this module does instead (each case adds a note):
@@ -38,7 +38,7 @@ PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
 EXTENSIONS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tif": "tiff", "tiff": "tiff"}
 DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
 
-# How the alpha plane is enlarged (see enlarge_photo).
+# How the alpha plane is enlarged (sr.enlarge.enlarge).
 ALPHA_UPSAMPLERS = ("bicubic", "model")
 
 _GREY_16 = ("I;16", "I;16L", "I;16B", "I;16N")

@@ -1,6 +1,6 @@
 """The evaluation protocol: degrade a ground truth, run a model on the whole image, score it.
 
-Training-time evaluation and eval.py (through ``sr.inference.Upscaler.score``) both go through
+Training-time evaluation and eval.py (through ``sr.upscaler.Upscaler.score``) both go through
 ``predict`` and ``score``, so the ``eval psnr`` a run prints is the number eval.py gives
 for its checkpoint (up to float rounding when the two run with other thread counts or
 memory formats).
@@ -45,15 +45,16 @@ class Scored(NamedTuple):
 def predict(
     model: nn.Module,
     inputs: np.ndarray,
-    scale: int,
+    input_scale: int,
     device: torch.device,
     precision: Precision | None = None,
     tile: int | None = None,
 ) -> torch.Tensor:
-    """The one forward pass: (C, h, w) model input, uint8 or float in [0, 255] -> (C, H, W)
-    float32 output in [0, 1] on the CPU.
+    """The protocol's forward pass (training's evaluation, eval.py's scores): (C, h, w) model input,
+    uint8 or float in [0, 255] -> (C, H, W) float32 output in [0, 1] on the CPU. (The enlarger
+    runs the network's parts tile by tile itself: ``sr.enlarge``.)
 
-    ``scale`` is the model's own enlargement (1 for pre-upsampled models). ``precision``
+    ``input_scale`` is the model's own enlargement (1 for pre-upsampled models). ``precision``
     (default: fp32, NCHW) says whether the model runs under autocast and on an NHWC input.
     With ``tile``, the image is processed in tiles of that many input pixels. Float input
     is used as it is (not rounded to 8 bits).
@@ -64,7 +65,7 @@ def predict(
     if precision.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with precision.autocast():
-        out = tiled_forward(model, x, scale, tile) if tile else model(x)
+        out = tiled_forward(model, x, input_scale, tile) if tile else model(x)
     return out[0].float().clamp_(0, 1).cpu()
 
 

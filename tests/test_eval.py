@@ -1,7 +1,11 @@
 import json
+import os
 import re
+import struct
 import subprocess
 import sys
+import traceback
+import zlib
 
 import numpy as np
 import pytest
@@ -293,17 +297,15 @@ def test_a_memory_error_on_one_image_skips_it_and_the_batch_goes_on(tmp_path, ca
     rng = np.random.default_rng(4)
     for name in ("a.png", "b.png", "c.png"):
         Image.fromarray(smooth_image(rng, 14, 12)).save(folder / name)
-    import sr.inference
+    real, calls = eval_script.enlarge, []
 
-    real, calls = sr.inference.Upscaler.enlarge_image, []
-
-    def enlarge_or_run_out(self, photo, *args, **kwargs):
+    def enlarge_or_run_out(up, photo, *args, **kwargs):
         calls.append(photo)
         if len(calls) == 2:  # the second image (b.png) runs out of memory
             raise MemoryError("Unable to allocate 4.29 GiB for an array with shape (24000, 32000, 3) and data type float64")
-        return real(self, photo, *args, **kwargs)
+        return real(up, photo, *args, **kwargs)
 
-    monkeypatch.setattr(sr.inference.Upscaler, "enlarge_image", enlarge_or_run_out)
+    monkeypatch.setattr(eval_script, "enlarge", enlarge_or_run_out)
     argv = ["--weights", "fsrcnn_x2", "--upscale", str(folder), "--out-dir", str(tmp_path / "out"), "--device", "cpu"]
     assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
     err = capsys.readouterr().err
@@ -322,9 +324,9 @@ def test_an_unexpected_error_or_a_broken_decoder_is_one_line(tmp_path, capsys, m
     import sr.photo
 
     monkeypatch.setattr(sr.photo, "output_pixels", lambda *a: (_ for _ in ()).throw(RuntimeError("a bug\nsecond line")))
-    import sr.streaming
+    import sr.enlarge
 
-    monkeypatch.setattr(sr.streaming, "output_pixels", sr.photo.output_pixels)
+    monkeypatch.setattr(sr.enlarge, "output_pixels", sr.photo.output_pixels)
     argv = ["--weights", "fsrcnn_x2", "--upscale", str(folder), "--out-dir", str(tmp_path / "out"), "--device", "cpu"]
     assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
     err = capsys.readouterr().err
@@ -345,9 +347,11 @@ _UNDER_A_LIMIT = """
 import resource, sys
 import eval as eval_script
 from sr.cli import run
-from sr.inference import Upscaler
+from sr.enlarge import enlarge
+from sr.upscaler import Upscaler
 import numpy as np
 from sr.photo import Photo, read_photo
+from tests.whole_image import enlarge_whole
 
 def address_space():
     for line in open("/proc/self/status"):
@@ -356,13 +360,13 @@ def address_space():
 
 src, out = sys.argv[1], sys.argv[2]
 up = Upscaler.load("fsrcnn_x2", "cpu", amp=False)
-up.enlarge_image(Photo(rgb=np.zeros((8, 8, 3))), "png")  # threads started, kernels built
+enlarge(up, Photo(rgb=np.zeros((8, 8, 3))), "png")  # threads started, kernels built
 limit = address_space() + 400 * 2**20  # what the process has now, and 400 MB more
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 try:
-    up.enlarge_photo(read_photo(src))  # the whole-image path: several float64 arrays of 27 MP
+    enlarge_whole(up, read_photo(src))  # the whole-image oracle: several float64 arrays of 27 MP
     print("whole-image path: fits")
-except MemoryError:
+except (MemoryError, RuntimeError):  # numpy's allocator, or torch's
     print("whole-image path: MemoryError")
 sys.argv = ["eval.py"]
 code = run(eval_script.main, lambda: eval_script.parse_args(
@@ -372,7 +376,7 @@ print("exit", code)
 
 
 def test_an_image_too_large_for_the_whole_image_path_streams_under_an_address_space_limit(tmp_path):
-    """1500x1500 -> 3000x3000 (9 MP): the whole-image path needs about 0.7 GB more; the limit allows 400 MB."""
+    """1500x1500 -> 3000x3000 (9 MP): the whole-image oracle needs about 0.7 GB more; the limit allows 400 MB."""
     Image.fromarray(smooth_image(np.random.default_rng(8), 1500, 1500)).save(tmp_path / "big.png")
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
     result = subprocess.run([sys.executable, "-c", _UNDER_A_LIMIT, str(tmp_path / "big.png"), str(tmp_path / "out.png")],
@@ -381,3 +385,120 @@ def test_an_image_too_large_for_the_whole_image_path_streams_under_an_address_sp
     assert "exit 0" in result.stdout, result.stdout + result.stderr[-2000:]
     with Image.open(tmp_path / "out.png") as img:
         assert img.size == (3000, 3000) and img.mode == "RGB"
+
+
+# ---------------------------------------------------------------------- sizes, Ctrl-C, progress, threads
+
+
+def _zeros_png(path, width: int, height: int) -> None:
+    """A black RGB PNG written row by row: 9000x9000 is 236 KB on disk and 243 MB decoded."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(9), b"\x00" * (1 + 3 * width)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def test_sizes_are_checked_before_any_work_and_the_batch_goes_on(tmp_path, capsys, monkeypatch):
+    """Issue 32, row 4: a 236 KB 9000x9000 PNG x4 and --outscale 1000 asked for gigabytes at once.
+    With 8 GB stated free, each is one line naming the size and the --outscale that fits, from the
+    header alone (the file is never decoded); a JPEG over 65,535 pixels a side names a PNG."""
+    import sr.enlarge_plan
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _zeros_png(folder / "huge.png", 9000, 9000)
+    Image.fromarray(smooth_image(np.random.default_rng(9), 48, 64)).save(folder / "small.png")
+    Image.fromarray(smooth_image(np.random.default_rng(9), 4, 17000)).save(folder / "wide.png")
+    monkeypatch.setattr(sr.enlarge_plan, "memory_available", lambda: 8 * 10**9)
+    decoded = []
+    real_read = eval_script.read_photo
+    monkeypatch.setattr(eval_script, "read_photo", lambda path, **k: decoded.append(path.name) or real_read(path, **k))
+    cases = [
+        (["--upscale", folder / "huge.png", folder / "small.png"], r"huge.png: 9000x9000 x4 is 36000x36000 \(1,296 MP\), "
+         r"held whole in memory while it is made: 5.2 GB, over 25% of the 8.0 GB free here; --outscale 2.11 fits"),
+        (["--upscale", folder / "small.png", "--outscale", "1000"], r"small.png: 64x48 x1000 is 64000x48000 \(3,072 MP\), "
+         r"held whole in memory while it is made: 12.3 GB, .*; --outscale 380.\d+ fits"),
+        (["--upscale", folder / "wide.png", "--format", "jpg"], r"wide.png: 17000x4 x4 is 68000x16 \(1 MP\), over the "
+         r"65,535 pixels a side JPEG can store; write a PNG \(--format png\), or --outscale 3.85 fits"),
+    ]
+    for argv, message in cases:
+        out = tmp_path / f"out{len(decoded)}"
+        argv = ["--weights", "fsrcnn_x4", *map(str, argv), "--out-dir", str(out), "--device", "cpu"]
+        assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+        err = capsys.readouterr().err
+        assert re.search(r"skipped .*" + message, err), err
+        assert err.splitlines()[-1].endswith("images failed") and "Traceback" not in err
+    assert decoded == ["small.png"]  # only the one that fits was read, and written
+    assert [p.name for p in (tmp_path / "out0").iterdir()] == ["small_fsrcnn_x4.png"]
+
+
+def test_ctrl_c_during_a_tiled_image_exits_130_with_one_line_and_no_file(tmp_path, capsys, monkeypatch):
+    import sr.enlarge
+    import sr.enlarge_plan
+
+    Image.fromarray(smooth_image(np.random.default_rng(2), 60, 40)).save(tmp_path / "in.png")
+    monkeypatch.setattr(sr.enlarge_plan, "STAGE_BUDGET", 10**5)  # pieces of MIN_TILE a side: six
+    pieces = []
+
+    def pixels_or_ctrl_c(*args):
+        pieces.append(args)
+        if len(pieces) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C arriving during the third piece
+        return sr.photo.output_pixels(*args)
+
+    monkeypatch.setattr(sr.enlarge, "output_pixels", pixels_or_ctrl_c)
+    argv = ["--weights", "fsrcnn_x2", "--upscale", str(tmp_path / "in.png"), "--out-dir", str(tmp_path / "out"),
+            "--device", "cpu"]
+    assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip("\n").rsplit("\r", 1)[-1].endswith(": interrupted"), repr(err)
+    assert list((tmp_path / "out").iterdir()) == []  # no output, no temporary file
+
+
+def test_a_long_run_names_the_faster_model_and_goes_on(tmp_path, capsys, monkeypatch):
+    import sr.enlarge_plan
+
+    Image.fromarray(smooth_image(np.random.default_rng(3), 24, 48)).save(tmp_path / "in.png")
+    monkeypatch.setattr(eval_script, "LONG_RUN", -1)  # this small image stands for a long one
+    monkeypatch.setattr(sr.enlarge_plan, "ACTIVATION_BUDGET", 2 * 10**6)  # in several tiles: timed after the first
+    written = _eval("--weights", "srresnet_x4", "--upscale", tmp_path / "in.png", "--out-dir", tmp_path)
+    err = capsys.readouterr().err
+    assert re.search(r"in.png: about \d+ more minutes with srresnet_x4; --weights fsrcnn_x4 takes 1/\d+ of the time", err), err
+    assert [p.name for p in written] == ["in_srresnet_x4.png"]  # the choice made is kept
+
+
+def test_threads_default_to_every_core_and_the_flag_sets_them(tmp_path, photo, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert eval_script.parse_args([]).threads == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert eval_script.parse_args([]).threads == 1
+    threads = torch.get_num_threads()
+    try:
+        _eval("--weights", "fsrcnn_x2", "--upscale", photo, "--out-dir", tmp_path, "--threads", "3")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_eval_reaches_the_model_in_four_calls(tmp_path, photo, monkeypatch):
+    """From eval.py's upscale_mode to the network: enlarge, the tile (or the piece and its model
+    output), then the model itself (SRResNet's body or its upsampling tail)."""
+    from sr.models.srresnet import SRResNet
+
+    depths = []
+
+    def recorded(method):
+        def call(self, x):
+            frames = [f.name for f in traceback.extract_stack() if "/tests/" not in f.filename]
+            depths.append(frames[frames.index("upscale_mode") + 1:] + [method.__name__])
+            return method(self, x)
+        return call
+
+    for name in ("features", "reconstruct"):
+        monkeypatch.setattr(SRResNet, name, recorded(getattr(SRResNet, name)))
+    _eval("--weights", "srresnet_x4", "--upscale", photo, "--out-dir", tmp_path)
+    assert {chain[-1] for chain in depths} == {"features", "reconstruct"}
+    assert max(len(chain) for chain in depths) <= 4, depths

@@ -63,8 +63,8 @@ def test_onnx_gives_the_pytorch_image_within_1_255(exported, name):
     net, state, onnx_model = exported[name]
     lr = smooth_image(np.random.default_rng(1), 36, 40)  # (h, w, 3) uint8 LR, as eval.py gets it
     inputs = model_input(lr, state["scale"], state["layout"], state["color"])
-    model_scale = state["scale"] if state["layout"] == "lr-hr" else 1
-    ref, got = predict(net, inputs, model_scale, CPU), predict(onnx_model, inputs, model_scale, CPU)
+    input_scale = state["scale"] if state["layout"] == "lr-hr" else 1
+    ref, got = predict(net, inputs, input_scale, CPU), predict(onnx_model, inputs, input_scale, CPU)
     assert got.shape == ref.shape == (1 if state["color"] == "y" else 3, 36 * state["scale"], 40 * state["scale"])
     assert (got - ref).abs().max().item() <= 1 / 255
     assert (got - ref).abs().max().item() < 1e-4  # in fact fp32 round-off only

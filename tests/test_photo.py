@@ -5,27 +5,41 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import torch
+
+from sr.enlarge import enlarge, fill_transparent
 from sr.errors import UserError
 from sr.imresize import imresize
-from sr.photo import Photo, read_photo, write_photo
-from sr.photo_enlarge import enlarge_photo, fill_transparent
+from sr.photo import Photo, pick_format, read_photo, write_image, write_photo
+from sr.upscaler import Upscaler
 
 RNG = np.random.default_rng(0)
 
 
-def nearest(rgb, scale=2):
-    """A fake model that changes no value: each pixel becomes a scale x scale block."""
-    return rgb.repeat(scale, axis=0).repeat(scale, axis=1)
+class Nearest(torch.nn.Module):
+    """A fake model that changes no value: each pixel becomes a 2 x 2 block."""
+
+    def forward(self, x):
+        return x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
 
 
-def bicubic(rgb, scale=2):
-    return imresize(rgb, scale)
+NEAREST, BICUBIC = Upscaler(Nearest(), arch="nearest", scale=2), Upscaler.bicubic(2)
 
 
-def round_trip(tmp_path, img, name="in.png", out="out.png", model=nearest, **write):
+def nearest(pixels, scale=2):
+    return pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def enlarged(photo: Photo, path, up: Upscaler = NEAREST, outscale=None, alpha_upsampler="bicubic", **write) -> list[str]:
+    """``photo`` through the enlarger, written to ``path``; the notes."""
+    fmt = pick_format(path)
+    image, kind = enlarge(up, photo, fmt, outscale, alpha_upsampler)
+    return list(kind.notes) + write_image(path, image, photo, fmt, **write)
+
+
+def round_trip(tmp_path, img, name="in.png", out="out.png", up=NEAREST, **write):
     img.save(tmp_path / name)
-    big = enlarge_photo(read_photo(tmp_path / name), model, 2)
-    notes = write_photo(tmp_path / out, big, **write)
+    notes = enlarged(read_photo(tmp_path / name, compact=True), tmp_path / out, up, **write)
     return Image.open(tmp_path / out), notes
 
 
@@ -51,7 +65,7 @@ def test_rgb_round_trip_keeps_values(tmp_path):
 def test_rgba_keeps_alpha_and_has_no_dark_halo(tmp_path):
     rgba = np.zeros((12, 12, 4), dtype=np.uint8)
     rgba[:, :6] = (220, 30, 10, 255)  # opaque red on the left; right half transparent black
-    out, _ = round_trip(tmp_path, Image.fromarray(rgba), model=bicubic)
+    out, _ = round_trip(tmp_path, Image.fromarray(rgba), up=BICUBIC)
     assert out.mode == "RGBA" and out.size == (24, 24)
     pixels = np.asarray(out).astype(int)
     assert (pixels[:, :8, 3] == 255).all() and (pixels[:, 16:, 3] == 0).all()
@@ -78,12 +92,13 @@ def test_fill_transparent_changes_only_hidden_pixels():
     assert (filled >= visible.min(axis=0) - 1e-9).all() and (filled <= visible.max(axis=0) + 1e-9).all()
 
 
-def test_alpha_by_model_uses_the_model():
+def test_alpha_by_model_uses_the_model(tmp_path):
     photo = Photo(rgb=np.full((4, 4, 3), 100.0), alpha=np.tile([0.0, 255.0], (4, 2)))
-    by_model = enlarge_photo(photo, nearest, 2, alpha_upsampler="model")
-    assert np.array_equal(by_model.alpha, nearest(photo.alpha[..., None])[..., 0])
-    by_bicubic = enlarge_photo(photo, nearest, 2)
-    assert np.allclose(by_bicubic.alpha, np.clip(imresize(photo.alpha, 2), 0, 255))
+    enlarged(photo, tmp_path / "model.png", alpha_upsampler="model")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "model.png"))[..., 3], nearest(photo.alpha))
+    enlarged(photo, tmp_path / "bicubic.png")
+    expected = np.round(np.clip(imresize(photo.alpha, 2), 0, 255))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "bicubic.png"))[..., 3], expected)
 
 
 def test_grey_and_grey_alpha_stay_grey(tmp_path):
@@ -104,9 +119,9 @@ def test_sixteen_bit_grey_is_computed_in_sixteen_bits(tmp_path, ext):
     img = Image.fromarray(values)
     assert img.mode == "I;16"
     img.save(tmp_path / f"in.{ext}")
-    photo = read_photo(tmp_path / f"in.{ext}")
+    photo = read_photo(tmp_path / f"in.{ext}", compact=True)
     assert photo.bits == 16 and photo.grey
-    write_photo(tmp_path / f"out.{ext}", enlarge_photo(photo, nearest, 2))
+    enlarged(photo, tmp_path / f"out.{ext}")
     out = Image.open(tmp_path / f"out.{ext}")
     assert out.mode == "I;16"
     assert np.array_equal(np.asarray(out), nearest(values))  # every 16-bit value back exactly
@@ -148,9 +163,9 @@ def test_exif_orientation_applied_and_not_applied_twice(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     exif[0x010F] = "Camera"
     img.save(tmp_path / "o.jpg", exif=exif)
-    photo = read_photo(tmp_path / "o.jpg")
+    photo = read_photo(tmp_path / "o.jpg", compact=True)
     assert photo.size == (30, 10)
-    write_photo(tmp_path / "out.jpg", enlarge_photo(photo, nearest, 2))
+    enlarged(photo, tmp_path / "out.jpg")
     out = Image.open(tmp_path / "out.jpg")
     assert out.size == (20, 60)
     assert 0x0112 not in out.getexif() and out.getexif()[0x010F] == "Camera"
@@ -161,9 +176,9 @@ def test_icc_profile_is_carried_over(tmp_path, ext):
     ImageCms = pytest.importorskip("PIL.ImageCms")
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     Image.fromarray(RNG.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(tmp_path / "in.png", icc_profile=icc)
-    photo = read_photo(tmp_path / "in.png")
+    photo = read_photo(tmp_path / "in.png", compact=True)
     assert photo.icc == icc
-    write_photo(tmp_path / f"out.{ext}", enlarge_photo(photo, nearest, 2))
+    enlarged(photo, tmp_path / f"out.{ext}")
     assert Image.open(tmp_path / f"out.{ext}").info.get("icc_profile") == icc
     # an RGB profile cannot describe grey pixels: dropped, with a note (WebP writes grey as RGB: kept)
     notes = write_photo(tmp_path / f"grey.{ext}", Photo(rgb=np.zeros((4, 4, 3)), grey=True, icc=icc))
@@ -223,14 +238,15 @@ def test_broken_files_are_user_errors(tmp_path):
         read_photo(tmp_path)
 
 
-def test_outscale_gives_the_exact_size():
+def test_outscale_gives_the_exact_size(tmp_path):
     photo = Photo(rgb=RNG.uniform(0, 255, (13, 17, 3)), alpha=np.full((13, 17), 255.0))
     for outscale, size in [(3.3, (43, 56)), (1.5, (20, 26)), (2.5, (33, 43)), (2, (26, 34))]:
-        big = enlarge_photo(photo, bicubic, 2, outscale=outscale)
-        assert big.size == size and big.alpha.shape == size
-    assert np.array_equal(enlarge_photo(photo, bicubic, 2, outscale=2).rgb, np.clip(bicubic(photo.rgb), 0, 255))
+        image, _ = enlarge(BICUBIC, photo, "png", outscale)
+        assert image.size == size[::-1] and image.mode == "RGBA"
+    image, _ = enlarge(BICUBIC, photo, "png", 2)
+    assert np.array_equal(np.asarray(image)[..., :3], np.round(np.clip(imresize(photo.rgb, 2), 0, 255)))
     with pytest.raises(UserError, match="greater than 1"):
-        enlarge_photo(photo, bicubic, 2, outscale=1)
+        enlarge(BICUBIC, photo, "png", 1)
 
 
 def test_imresize_to_a_size_is_matlab_imresize():

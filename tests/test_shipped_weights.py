@@ -10,7 +10,7 @@ from PIL import Image
 
 import eval as eval_script
 from sr.color import rgb_to_y
-from sr.inference import Upscaler
+from sr.upscaler import Upscaler
 from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS
 from sr.protocol import degrade, ground_truth
 from sr.checkpoint import load_checkpoint

@@ -1,7 +1,7 @@
 """Inference forms of the models: layers oneDNN runs slowly, rewritten as equivalent fast ones.
 
 The checkpoint's layout is what training saves and ``sr.export`` exports; these rewrites are
-for eval-mode inference only (``sr.inference.Upscaler.load`` applies ``for_inference``).
+for eval-mode inference only (``sr.upscaler.Upscaler.load`` applies ``for_inference``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,256 @@
+"""How big the enlarger's pieces are, and whether an output fits at all.
+
+``plan`` cuts an image into tiles the network runs on and pieces of them that the stages (and
+SRResNet's upsampling tail) run on, each sized by what it holds: the network's feature maps,
+measured per pixel on a small probe (``tile_costs``), within ``activation_budget`` (fixed on
+the CPU, a share of the free memory on a GPU), and the float64 stages within STAGE_BUDGET; the
+cuts are the ones that compute the fewest margin pixels (``choose_grid``). ``check_fits``
+refuses, from the input's header alone, an output that the memory free or the format cannot hold.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from PIL import Image
+from torch import nn
+
+from sr.errors import UserError, quoted
+from sr.models.srresnet import SRResNet
+from sr.photo import PIL_FORMATS
+from sr.tiling import receptive_radius
+
+if TYPE_CHECKING:  # for the annotation only
+    from sr.upscaler import Upscaler
+
+# The feature maps of one tile of the network may take this much memory on the CPU; on a GPU,
+# GPU_SHARE of the memory it has free. With the CPU figure SRResNet x4's body (bf16) runs on
+# tiles of about 500 LR pixels a side, so its 38-pixel margin costs under 20% more compute, and
+# the enlarger stays within 1.5 x the 8-bit output + 300 MB above the import baseline (docs/speed.md).
+ACTIVATION_BUDGET = 160 * 10**6
+GPU_SHARE = 0.5
+LIVE_MAPS = 4  # maps of the largest size alive at once: a residual block's input, the skip, two conv outputs
+# The float64 stages of a piece (colour, bicubic, rounding) hold a few (3, h, w) arrays of the
+# big grid or the output grid, whichever is larger: about STAGE_BYTES per pixel there.
+STAGE_BUDGET, STAGE_BYTES = 64 * 10**6, 100
+MIN_TILE = 16  # no tile or piece has a core smaller than this a side unless the image is
+UNKNOWN_TILE = 256  # model-input pixels a side for a network whose layers are hidden (ONNX)
+_PROBE = 16  # the side of the probe input the feature maps are measured on
+
+
+class Parts(NamedTuple):
+    """A network as the enlarger runs it: ``body`` on tiles (model input -> what ``tail`` reads, or
+    the output when ``tail`` is None), ``tail`` on pieces of the body's output; each margin in the
+    pixels of the part's input."""
+
+    body: Callable[[torch.Tensor], torch.Tensor] | None  # None: plain bicubic
+    tail: Callable[[torch.Tensor], torch.Tensor] | None
+    body_margin: int
+    tail_margin: int
+
+    @classmethod
+    def of(cls, up: Upscaler) -> Parts:
+        """SRResNet's body and upsampling tail apart, unless ``--tile`` sets the whole network's tile;
+        every other network whole."""
+        net = up.net
+        if net is None:
+            return cls(None, None, 0, 0)
+        if isinstance(net, SRResNet) and up.tile is None:
+            return cls(net.features, net.reconstruct, receptive_radius(nn.ModuleList([net.head, net.trunk])),
+                       receptive_radius(nn.ModuleList([net.upsample, net.tail])))
+        return cls(net, None, receptive_radius(net), 0)
+
+
+class NetTile(NamedTuple):
+    """A tile the network runs on (LR rows and columns [start, stop)) and the pieces of it that the
+    tail and the stages run on, in LR pixels."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    pieces: list[tuple[tuple[int, int], tuple[int, int]]]
+
+
+def activation_budget(device: torch.device, free: int | None = None) -> int:
+    """Bytes the feature maps of one tile may take: ACTIVATION_BUDGET on the CPU; on a GPU,
+    GPU_SHARE of ``free`` (default: the device's free memory now)."""
+    if device.type != "cuda":
+        return ACTIVATION_BUDGET
+    if free is None:
+        free, _ = torch.cuda.mem_get_info(device)
+    return int(free * GPU_SHARE)
+
+
+def tile_costs(up: Upscaler, parts: Parts) -> tuple[float, float] | None:
+    """(bytes per model-input pixel a tile of the body holds, bytes per body-output pixel a piece
+    of the tail holds), measured on a small probe in the model's precision: LIVE_MAPS of the
+    largest feature map (forward hooks), plus the body's output. None when the layers are hidden."""
+    net = up.net
+    if net is None or not any(True for _ in net.parameters()):
+        return None
+    largest = 0
+
+    def measure(module, args, output):
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output[0].numel() * output.element_size())
+
+    probe = torch.zeros(1, 1 if up.color == "y" else 3, _PROBE, _PROBE, device=up.device)
+    if up.precision.channels_last:
+        probe = probe.contiguous(memory_format=torch.channels_last)
+    handles = [m.register_forward_hook(measure) for m in net.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode(), up.precision.autocast():
+            out = parts.body(probe)
+            body = LIVE_MAPS * largest + out[0].numel() * out.element_size()
+            largest = 0
+            if parts.tail is not None:
+                parts.tail(out)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return body / _PROBE**2, LIVE_MAPS * largest / _PROBE**2
+
+
+def choose_grid(height: int, width: int, margin: int, max_area: float) -> tuple[list[int], list[int]]:
+    """Cuts [0, ..., height] and [0, ..., width] into near-equal tiles whose regions (the tile and
+    ``margin`` on its inner sides) hold at most ``max_area`` pixels, computing the fewest pixels
+    (cores and margins) in all; the fewest tiles among equals. Tiles of MIN_TILE when none fit."""
+
+    def extent(length: int, n: int) -> tuple[int, int]:  # (the largest region, pixels computed) along an axis cut in n
+        return -(-length // n) + margin * min(n - 1, 2), length + 2 * margin * (n - 1)
+
+    best = None
+    for n_rows in range(1, max(1, height // MIN_TILE) + 1):
+        region_h, total_h = extent(height, n_rows)
+        room = int(max_area // region_h)  # the widest region that fits beside it
+        n_cols = 1 if width <= room else 2 if extent(width, 2)[0] <= room else -(-width // max(1, room - 2 * margin))
+        while n_cols <= max(1, width // MIN_TILE) and extent(width, n_cols)[0] > room:
+            n_cols += 1
+        if n_cols > max(1, width // MIN_TILE):
+            continue
+        key = (total_h * extent(width, n_cols)[1], n_rows * n_cols)
+        if best is None or key < best[0]:
+            best = key, n_rows, n_cols
+    _, n_rows, n_cols = best or (None, max(1, height // MIN_TILE), max(1, width // MIN_TILE))
+    return [height * i // n_rows for i in range(n_rows + 1)], [width * i // n_cols for i in range(n_cols + 1)]
+
+
+def plan(up: Upscaler, parts: Parts, height: int, width: int, out_per_lr: float, budget: int | None = None) -> list[NetTile]:
+    """The tiles an ``height`` x ``width`` LR image is enlarged in, each with its pieces.
+
+    ``out_per_lr``: output pixels per LR pixel (scale² or outscale²). ``budget``: bytes for one
+    tile's feature maps (default ``activation_budget(up.device)``). ``up.tile`` (model-input
+    pixels) fixes the network's tiles instead of the budget.
+    """
+    pre = up.scale // up.input_scale if up.net is not None else 1  # model-input pixels per LR pixel, a side
+    budget = activation_budget(up.device) if budget is None else budget
+    costs = tile_costs(up, parts)
+    # The body's margin in LR pixels; a pre-upsampled model's input also reads two bicubic taps further.
+    margin = -(-parts.body_margin // pre) + parts.tail_margin + (2 if pre > 1 else 0)
+    if up.net is None:
+        rows, cols = [0, height], [0, width]
+    elif up.tile is not None:
+        core = max(1, up.tile // pre)
+        rows, cols = ([length * i // n for i in range(n + 1)] for length, n in
+                      ((height, -(-height // core)), (width, -(-width // core))))
+    else:
+        area = (UNKNOWN_TILE / pre + 2 * margin) ** 2 if costs is None else budget / (costs[0] * pre * pre)
+        rows, cols = choose_grid(height, width, margin, area)
+    # Pieces: the stages' float64 arrays, and the tail's maps, within their budgets.
+    piece_area = STAGE_BUDGET / (STAGE_BYTES * max(up.scale**2 if up.net is not None else 1, out_per_lr))
+    if parts.tail is not None and costs is not None:
+        piece_area = min(piece_area, budget / costs[1])
+    tiles = []
+    for r0, r1 in zip(rows, rows[1:]):
+        for c0, c1 in zip(cols, cols[1:]):
+            sub_rows, sub_cols = choose_grid(r1 - r0, c1 - c0, parts.tail_margin, piece_area)
+            pieces = [((r0 + a, r0 + b), (c0 + c, c0 + d)) for a, b in zip(sub_rows, sub_rows[1:])
+                      for c, d in zip(sub_cols, sub_cols[1:])]
+            tiles.append(NetTile((r0, r1), (c0, c1), pieces))
+    return tiles
+
+
+# Size checks before any work: an enlargement may take this share of the memory free when it
+# starts (the machine is shared), and a format this many pixels a side.
+MEMORY_SHARE = 0.25
+SIDE_LIMITS = {"jpg": 65_535, "webp": 16_383}
+PIXEL_BYTES = 4  # Pillow holds RGB, RGBA and LA in 4 bytes a pixel (L in 1, I;16 in 2): the most an output takes
+
+
+def output_size(height: int, width: int, scale: int, outscale: float | None) -> tuple[int, int]:
+    """round(H * outscale) x round(W * outscale), halves rounded up; ``scale`` x without it."""
+    if outscale is None:
+        return height * scale, width * scale
+    if not outscale > 1:
+        raise UserError(f"outscale must be greater than 1, got {outscale}")
+    return math.floor(height * outscale + 0.5), math.floor(width * outscale + 0.5)
+
+
+def memory_available() -> int:
+    """Bytes a new allocation can have now: MemAvailable (/proc/meminfo), or what the cgroup allows if less."""
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit, used = (open(f"/sys/fs/cgroup/memory.{n}").read().strip() for n in ("max", "current"))
+        return min(free, int(limit) - int(used)) if limit != "max" else free
+    except (OSError, ValueError):
+        return free
+
+
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) of an image file as ``sr.photo.read_photo`` will give it (EXIF orientation
+    applied), from its header alone; None when the header cannot be read (read_photo then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # the orientations that swap the sides
+    except Exception:  # noqa: BLE001 (whatever the header holds, read_photo reports it in one line)
+        return None
+    return (width, height) if turned else (height, width)
+
+
+def check_fits(path: str | Path, scale: int, outscale: float | None, fmt: str, available: int | None = None) -> None:
+    """Refuse, before any work, an output that the memory free now (``available``, default
+    ``memory_available()``) or the format cannot hold: one line naming the size and the flag that fits.
+
+    The sizes come from the file's header. The output image is held whole while it is made
+    (PIXEL_BYTES a pixel), beside the decoded input and one tile's working memory.
+    """
+    size = header_size(path)
+    if size is None:
+        return
+    height, width = size
+    out_h, out_w = output_size(height, width, scale, outscale)
+    available = memory_available() if available is None else available
+    room = available * MEMORY_SHARE - height * width * PIXEL_BYTES - ACTIVATION_BUDGET - STAGE_BUDGET
+    side = SIDE_LIMITS.get(fmt, math.inf)
+
+    def fits(factor: float | None) -> bool:  # None: the model's scale
+        h, w = output_size(height, width, scale, factor)
+        return h * w * PIXEL_BYTES <= room and max(h, w) <= side
+
+    if fits(outscale):
+        return
+    factor = math.floor(min(math.sqrt(max(room, 0) / PIXEL_BYTES / (height * width)), side / max(height, width)) * 100) / 100
+    while factor > 1 and not fits(factor):
+        factor = round(factor - 0.01, 2)
+    what = f"{width}x{height} x{outscale or scale:g} is {out_w}x{out_h} ({out_w * out_h / 1e6:,.0f} MP)"
+    if out_h * out_w * PIXEL_BYTES > room:
+        why = (f"held whole in memory while it is made: {out_h * out_w * PIXEL_BYTES / 1e9:,.1f} GB, over "
+               f"{MEMORY_SHARE:.0%} of the {available / 1e9:.1f} GB free here")
+        fix = f"--outscale {factor:g} fits" if factor > 1 else "nothing larger than the input fits"
+    else:
+        why = f"over the {side:,} pixels a side {PIL_FORMATS[fmt]} can store"
+        fix = "write a PNG (--format png)" + (f", or --outscale {factor:g} fits" if factor > 1 else "")
+    raise UserError(f"{quoted(path)}: {what}, {why}; {fix}")
