@@ -41,7 +41,7 @@ from sr.outputs import check_writable, output_for, refuse_collisions
 from sr.photo import ALPHA_UPSAMPLERS, PIL_FORMATS, read_photo, write_image
 from sr.protocol import PROTOCOLS
 from sr.upscaler import AUTO_TILE, AUTO_TILE_ABOVE, Upscaler
-from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, default_weights
+from sr.weights import DEFAULT_WEIGHTS, HEAVY_ANCHORS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, Choice, default_weights, named_choice
 
 # The fast model of each kind, named before an enlargement that would take longer than LONG_RUN seconds.
 FASTER = {DEFAULT_WEIGHTS: "fsrcnn_x4", PHOTO_WEIGHTS: "real_fsrcnn_x4"}
@@ -102,6 +102,10 @@ def parse_args(argv: list[str] | None = None):
                       help=f"instead of --weights: {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS} blended weight by weight, 0 the "
                            "clean model, 1 the photo model (Real-ESRGAN's -dn); lower keeps more fine texture and more "
                            "compression damage")
+    src.add_argument("--heavy", type=fraction, metavar="S",
+                     help=f"how far a photo model ({', '.join(HEAVY_ANCHORS)}) is blended toward its heavy-compression "
+                          "anchor, 0 (not at all) to 1 (default: from the quality read from each file: none at quality "
+                          "60 and above for the default model, more below; docs/photos.md)")
     compute.add_argument("--tta", action="store_true",
                          help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
                               "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")
@@ -122,9 +126,9 @@ def _field_kind(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def load_upscaler(args, device, amp: bool | None, enlarging: bool, weights: str | None = None) -> Upscaler | None:
-    """The model the flags ask for (``weights`` when --weights is not given); None for --bicubic
-    when scoring (bicubic is always scored)."""
+def load_upscaler(args, device, amp: bool | None, enlarging: bool, choice: Choice | None = None) -> Upscaler | None:
+    """The model the flags ask for (what the picker chose for a file when --weights is not given, or
+    a named photo model blended by its file); None for --bicubic when scoring (bicubic is always scored)."""
     if args.bicubic:
         if args.scale is None:
             raise UserError("--bicubic needs --scale")
@@ -136,7 +140,7 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, weights: str 
             raise UserError(f"--denoise blends {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS}; leave out --weights and --bicubic")
         upscaler = Upscaler.blend(args.denoise, device, amp, args.tile)
     else:
-        upscaler = Upscaler.load(weights or args.weights or DEFAULT_WEIGHTS, device, amp, args.tile)
+        upscaler = Upscaler.chosen(choice or Choice(args.weights or DEFAULT_WEIGHTS, ""), device, amp, args.tile)
     if args.scale is not None and args.scale != upscaler.scale:
         raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
     if args.tta:
@@ -175,22 +179,30 @@ def upscale_mode(args, device) -> list[Path]:
     if args.output and len(files) > 1:
         raise UserError(f"--output names one file, but the inputs hold {len(files)} images; use --out-dir")
     # Without --weights each input gets the shipped model for its kind: JPEGs of ordinary
-    # quality the photo model, everything else the clean one. Each model loads once.
+    # quality the photo model, everything else the clean one; a heavily compressed file the photo
+    # model blended toward its heavy anchor, as is a named photo model. Each model loads once.
     check_writable(args.output.parent if args.output else args.out_dir)
     picks = args.weights is None and args.denoise is None and not args.bicubic
-    chosen = {src: default_weights(src) if picks else (None, "", 0.0) for src in files}
-    upscalers = {w: load_upscaler(args, device, args.amp, enlarging=True, weights=w) for w, *_ in chosen.values()}
+    follows = args.weights in HEAVY_ANCHORS and args.denoise is None and not args.tta
+    chosen = {src: default_weights(src, heavy=args.heavy) if picks else named_choice(args.weights, src, heavy=args.heavy)
+              if follows else Choice(None, "") for src in files}
+    upscalers = {c.label: load_upscaler(args, device, args.amp, enlarging=True, choice=c if c.weights else None)
+                 for c in chosen.values()}
     jobs = []
     for src in files:
-        upscaler = upscalers[chosen[src][0]]
+        upscaler = upscalers[chosen[src].label]
         jobs.append((src, upscaler, *output_for(src, args.output, args.out_dir, args.format,
                                                 upscaler.output_tag(args.outscale or upscaler.scale))))
     refuse_collisions([(src, [dst]) for src, _, dst, _ in jobs], "enlarge")
 
-    for weights, upscaler in upscalers.items():
-        mine = [src for src in files if chosen[src][0] == weights]
-        reasons = sorted({chosen[src][1] for src in mine})
-        why = f" ({', '.join(reasons)}: the default for such inputs; --weights picks one model for all)" if weights else ""
+    for label, upscaler in upscalers.items():
+        mine = [src for src in files if chosen[src].label == label]
+        reasons = sorted({chosen[src].reason for src in mine})
+        why = ""
+        if picks:
+            why = f" ({'; '.join(reasons)}: the default for such inputs; --weights picks one model for all)"
+        elif follows:
+            why = f" ({'; '.join(reasons)}; --heavy 0 runs {args.weights} as it is)" if chosen[mine[0]].heavy else ""
         print(f"{upscaler.describe()}; {len(mine)} image{'s' if len(mine) > 1 else ''}, "
               f"x{args.outscale or upscaler.scale:g}{why}", flush=True)
     written, failed = [], 0

@@ -16,21 +16,20 @@ Two input paths, on purpose:
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from sr.checkpoint import is_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from sr.checkpoint import is_checkpoint, load_checkpoint, model_from_checkpoint
 from sr.data.degradation import model_input, upscale
 from sr.errors import UserError
 from sr.models.inference_forms import for_inference
 from sr.onnx_runtime import OnnxModel
 from sr.precision import Precision, choose_precision
 from sr.protocol import Scored, bicubic_score, predict, score, to_rgb_image
-from sr.weights import DEFAULT_WEIGHTS, PHOTO_WEIGHTS, blended_checkpoint, resolve_weights
+from sr.weights import DEFAULT_WEIGHTS, PHOTO_WEIGHTS, Choice, blended_checkpoint, load_choice, resolve_weights
 from sr.zoo import load_zoo
 
 # Scoring runs an image over this many LR pixels in tiles of AUTO_TILE model-input pixels
@@ -80,13 +79,28 @@ class Upscaler:
             net, arch, scale, precision = load_zoo(path, device, amp)
             return cls(net, arch=arch, scale=scale, color="rgb", layout="lr-hr", device=device, precision=precision,
                        path=path, tile=tile, name=path.stem)
-        state = load_checkpoint(path)
+        return cls.from_state(load_checkpoint(path), device, amp, tile, path)
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device | str = "cpu", amp: bool | None = None,
+                   tile: int | None = None, path: Path | None = None) -> Upscaler:
+        """One of our checkpoints already read (``sr.checkpoint.load_checkpoint``, or a blend of two)."""
+        device = torch.device(device)
         precision = choose_precision(device, amp)
-        net = for_inference(model_from_checkpoint(state, path)).to(device)
+        net = for_inference(model_from_checkpoint(state, path or "checkpoint")).to(device)
         if precision.channels_last:
             net = net.to(memory_format=torch.channels_last)
         return cls(net, arch=state["arch"], scale=state["scale"], color=state["color"], layout=state["layout"],
                    device=device, precision=precision, path=path, tile=tile, name=state.get("name"))
+
+    @classmethod
+    def chosen(cls, choice: Choice, device: torch.device | str = "cpu", amp: bool | None = None,
+               tile: int | None = None) -> Upscaler:
+        """What the picker chose for a file: a shipped model, blended toward its heavy anchor when the
+        file was heavily compressed (``sr.weights.load_choice``)."""
+        if not choice.heavy:
+            return cls.load(choice.weights, device, amp, tile)
+        return cls.from_state(load_choice(choice), device, amp, tile, resolve_weights(choice.weights))
 
     @classmethod
     def blend(cls, strength: float, device: torch.device | str = "cpu", amp: bool | None = None,
@@ -95,10 +109,7 @@ class Upscaler:
         loaded like any checkpoint."""
         blend = blended_checkpoint(load_checkpoint(resolve_weights(DEFAULT_WEIGHTS)),
                                    load_checkpoint(resolve_weights(PHOTO_WEIGHTS)), strength)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"{blend['name']}.pth"
-            save_checkpoint(path, blend)
-            return cls.load(path, device, amp, tile)
+        return cls.from_state(blend, device, amp, tile)
 
     @classmethod
     def bicubic(cls, scale: int) -> Upscaler:

@@ -27,13 +27,19 @@ PHOTO_MAX_QUALITY = 90
 # above all 10 clean BSDS200-val LR images (x4, highest 0.035); their WebP q75 and re-saved JPEG
 # LR start at 0.034-0.035, JPEG q75 at 0.016 (textured photos hide their blocks).
 BLOCKY = 0.04
-# Each photo model's heavy anchor: the same network fine-tuned on JPEG and WebP at quality 20-60 and
-# double compression (experiments/cpu_runs/heavy_photo.sh). A heavily compressed file is enlarged
-# by the photo model blended weight by weight toward its anchor, by ``heavy_strength``.
-HEAVY_ANCHORS = {"real_srresnet_x4": "heavy_srresnet_x4", "real_fsrcnn_x4": "heavy_fsrcnn_x4"}
-# The blend's ramp over the quality read from the file: none at HEAVY_FROM and above, all of the
-# anchor at HEAVY_FULL and below, linear between. Chosen on BSDS200-val (docs/photos.md).
-HEAVY_FROM, HEAVY_FULL = 60, 30
+class Anchor(NamedTuple):
+    """A photo model's heavy anchor: the same network fine-tuned on JPEG and WebP at quality 20-60 and
+    double compression (experiments/cpu_runs/heavy_photo.sh), and the ramp of the blend toward it over
+    the quality read from a file: none at ``start`` and above, all of it at ``full`` and below, linear
+    between. Each ramp is chosen on BSDS200-val over the mild and heavy field kinds together
+    (``experiments.heavy_rule``; docs/photos.md)."""
+
+    name: str
+    start: int
+    full: int
+
+
+HEAVY_ANCHORS = {"real_srresnet_x4": Anchor("heavy_srresnet_x4", 60, 30), "real_fsrcnn_x4": Anchor("heavy_fsrcnn_x4", 60, 30)}
 
 
 class Choice(NamedTuple):
@@ -50,22 +56,26 @@ class Choice(NamedTuple):
         return f"{self.weights} +heavy {self.heavy:g}" if self.heavy else self.weights
 
 
-def heavy_strength(quality: int | None) -> float:
-    """How far toward the heavy anchor a file whose last lossy save had ``quality`` is taken (None: 0)."""
+def heavy_strength(quality: int | None, anchor: Anchor) -> float:
+    """How far toward ``anchor`` a file whose last lossy save had ``quality`` is taken (None: 0)."""
     if quality is None:
         return 0.0
-    return round(min(1.0, max(0.0, (HEAVY_FROM - quality) / (HEAVY_FROM - HEAVY_FULL))), 2)
+    return round(min(1.0, max(0.0, (anchor.start - quality) / (anchor.start - anchor.full))), 2)
 
 
-def with_heavy(weights: str, quality: int | None, reason: str, weights_dir: Path | None = None) -> Choice:
+def with_heavy(weights: str, quality: int | None, reason: str, weights_dir: Path | None = None,
+               heavy: float | None = None) -> Choice:
     """``weights`` for a file whose quality was read as ``quality``: blended toward its heavy anchor by
-    ``heavy_strength`` when it has one (shipped beside it), as it is otherwise."""
+    ``heavy_strength`` (or by ``heavy``, --heavy) when it has one shipped beside it, as it is otherwise."""
     anchor = HEAVY_ANCHORS.get(weights)
-    strength = heavy_strength(quality) if anchor and shipped_file(anchor, weights_dir) else 0.0
-    return Choice(weights, reason + (f"; heavy compression: {strength:g} toward {anchor}" if strength else ""), strength)
+    if not anchor or not shipped_file(anchor.name, weights_dir):
+        return Choice(weights, reason)
+    strength = heavy_strength(quality, anchor) if heavy is None else heavy
+    how = "heavy compression" if heavy is None else "--heavy"
+    return Choice(weights, reason + (f"; {how}: {strength:g} toward {anchor.name}" if strength else ""), strength)
 
 
-def default_weights(path: str | Path, weights_dir: Path | None = None) -> Choice:
+def default_weights(path: str | Path, weights_dir: Path | None = None, heavy: float | None = None) -> Choice:
     """The shipped model that enlarges ``path`` when no --weights is given, and why, in words.
 
     The photo model for what went through lossy compression: a JPEG saved at quality
@@ -77,23 +87,23 @@ def default_weights(path: str | Path, weights_dir: Path | None = None) -> Choice
     read = history.describe()
     if history.container == "jpeg":
         if history.quality <= PHOTO_MAX_QUALITY:
-            return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read}: quality {PHOTO_MAX_QUALITY} or lower", weights_dir)
+            return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read}: quality {PHOTO_MAX_QUALITY} or lower", weights_dir, heavy)
         return Choice(DEFAULT_WEIGHTS, f"{read}: quality above {PHOTO_MAX_QUALITY}")
     if history.lossy:
-        return with_heavy(PHOTO_WEIGHTS, history.quality, read, weights_dir)
+        return with_heavy(PHOTO_WEIGHTS, history.quality, read, weights_dir, heavy)
     if history.blockiness >= BLOCKY:
-        return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read} >= {BLOCKY}: compression blocks", weights_dir)
+        return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read} >= {BLOCKY}: compression blocks", weights_dir, heavy)
     return Choice(DEFAULT_WEIGHTS, f"{history.container} without compression damage")
 
 
-def named_choice(weights: str, path: str | Path, weights_dir: Path | None = None) -> Choice:
+def named_choice(weights: str, path: str | Path, weights_dir: Path | None = None, heavy: float | None = None) -> Choice:
     """``--weights NAME`` for ``path``: a photo model with a heavy anchor is blended toward it by the
     quality read from the file, as the default is; any other model runs as it is."""
     if weights not in HEAVY_ANCHORS:
         return Choice(weights, "given by --weights")
     history = read_history(path)
     quality = history.quality if history.lossy or (history.blockiness or 0) >= BLOCKY else None
-    return with_heavy(weights, quality, history.describe(), weights_dir)
+    return with_heavy(weights, quality, history.describe(), weights_dir, heavy)
 
 
 def load_choice(choice: Choice, weights_dir: Path | None = None) -> dict[str, Any]:
@@ -103,7 +113,7 @@ def load_choice(choice: Choice, weights_dir: Path | None = None) -> dict[str, An
     state = load_checkpoint(resolve_weights(choice.weights, weights_dir))
     if not choice.heavy:
         return state
-    anchor = load_checkpoint(resolve_weights(HEAVY_ANCHORS[choice.weights], weights_dir))
+    anchor = load_checkpoint(resolve_weights(HEAVY_ANCHORS[choice.weights].name, weights_dir))
     blend = blended_checkpoint(state, anchor, choice.heavy)
     return {**blend, "name": choice.weights}  # enlarged files keep the photo model's name
 

@@ -97,13 +97,15 @@ def anchored(tmp_path):
     folder.mkdir()
     for name in (PHOTO_WEIGHTS, DEFAULT_WEIGHTS):
         (folder / f"{name}.safetensors").write_bytes((WEIGHTS_DIR / f"{name}.safetensors").read_bytes())
-    (folder / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS]}.safetensors").write_bytes((WEIGHTS_DIR / f"{PHOTO_WEIGHTS}.safetensors").read_bytes())
+    (folder / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS].name}.safetensors").write_bytes((WEIGHTS_DIR / f"{PHOTO_WEIGHTS}.safetensors").read_bytes())
     return folder
 
 
-@pytest.mark.parametrize("quality, strength", [(25, 1.0), (30, 1.0), (45, 0.5), (60, 0.0), (80, 0.0)])
+@pytest.mark.parametrize("quality", [25, 35, 45, 60, 80])
 def test_heavily_compressed_files_are_blended_toward_the_heavy_anchor_by_their_quality(tmp_path, photo_hr, anchored,
-                                                                                        quality, strength):
+                                                                                        quality):
+    anchor = HEAVY_ANCHORS[PHOTO_WEIGHTS]
+    strength = min(1.0, max(0.0, (anchor.start - quality) / (anchor.start - anchor.full)))  # the ramp, as documented
     lr = Image.fromarray(downscale(photo_hr, 4))
     lr.save(tmp_path / "x.jpg", quality=quality)
     lr.save(tmp_path / "x.webp", quality=quality)
@@ -111,20 +113,23 @@ def test_heavily_compressed_files_are_blended_toward_the_heavy_anchor_by_their_q
         choice = default_weights(tmp_path / name, anchored)
         assert choice.weights == PHOTO_WEIGHTS and abs(choice.heavy - strength) <= 0.25, (name, choice)
         assert ("heavy compression" in choice.reason) == bool(choice.heavy)
+    # --heavy S given by the user wins over the file.
+    assert default_weights(tmp_path / "x.jpg", anchored, heavy=0.0).heavy == 0.0
+    assert default_weights(tmp_path / "x.jpg", anchored, heavy=0.7).heavy == 0.7
 
 
 def test_no_anchor_no_blend_and_a_blend_loads_as_the_photo_model(tmp_path, photo_hr, anchored):
     Image.fromarray(downscale(photo_hr, 4)).save(tmp_path / "x.jpg", quality=30)
     # Without the anchor shipped beside it the photo model runs alone, as before there was one.
-    (anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS]}.safetensors").rename(tmp_path / "away.safetensors")
+    (anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS].name}.safetensors").rename(tmp_path / "away.safetensors")
     assert default_weights(tmp_path / "x.jpg", anchored).heavy == 0.0
-    (tmp_path / "away.safetensors").rename(anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS]}.safetensors")
-    choice = default_weights(tmp_path / "x.jpg", anchored)
+    (tmp_path / "away.safetensors").rename(anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS].name}.safetensors")
+    choice = default_weights(tmp_path / "x.jpg", anchored, heavy=1.0)
     assert choice.label == f"{PHOTO_WEIGHTS} +heavy 1"
     state = load_choice(choice, anchored)  # the anchor here is a copy: the blend is the photo model itself
     alone = load_choice(Choice(PHOTO_WEIGHTS, ""), anchored)
     assert state["name"] == PHOTO_WEIGHTS
     assert all(torch.allclose(state["model"][k].float(), alone["model"][k].float()) for k in alone["model"])
     # --weights NAME of a model with an anchor follows the file too; one without runs as it is.
-    assert named_choice(PHOTO_WEIGHTS, tmp_path / "x.jpg", anchored).heavy == 1.0
+    assert named_choice(PHOTO_WEIGHTS, tmp_path / "x.jpg", anchored).heavy == default_weights(tmp_path / "x.jpg", anchored).heavy > 0
     assert named_choice("fsrcnn_x4", tmp_path / "x.jpg", anchored) == Choice("fsrcnn_x4", "given by --weights")
