@@ -1,5 +1,12 @@
-"""The checkpoints in weights/ load, match their recipes, and score what the recipes say."""
+"""The checkpoints in weights/ load, match their recipes, and score what the recipes say.
 
+Every shipped file must be the file whose scores its recipe records (the recipe's ``scored_sha256``),
+and eval.py re-scores one model of each architecture on Set5 here. Re-scoring every model (Set5, and
+Set14 for the Y models: about three minutes on 2 cores, more with each model shipped) is marked
+``benchmark``, which pytest.ini deselects: ``python -m bench.tables shipped`` runs it and prints each row.
+"""
+
+import hashlib
 import json
 import re
 
@@ -15,7 +22,7 @@ from sr.weights import DEFAULT_WEIGHTS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS
 from sr.protocol import degrade, ground_truth
 from sr.checkpoint import load_checkpoint
 from sr.weights import shipped_file, shipped_names
-from tests.conftest import ROOT
+from tests.conftest import BICUBIC, ROOT
 
 SHIPPED = [shipped_file(name) for name in shipped_names()]
 
@@ -41,21 +48,61 @@ def test_shipped_weights_describe_themselves(path):
 
 # Set5 for every model; Set14 as well for the Y models whose paper targets are on both (the SRCNN family).
 SCORED = [(p, "Set5") for p in SHIPPED] + [(p, "Set14") for p in SHIPPED if recipe_of(p)["color"] == "y"]
+# One model of each architecture re-scored in the suite: the three layouts and colours eval.py runs
+# (upsampled Y, LR-HR Y, LR-HR RGB) at each scale; every other (model, set) is a benchmark row.
+RESCORED = {"srcnn": "srcnn_x3", "fsrcnn-paper": "fsrcnn_x2", "fsrcnn-deep": "real_fsrcnn_x4", "srresnet-noin": "srresnet_x4"}
 
 
-@pytest.mark.parametrize("path, dataset", SCORED, ids=lambda v: getattr(v, "stem", v))
-def test_shipped_weights_score_their_recorded_result(path, dataset, data_root):
+def beats_bicubic(recipe) -> bool:
+    """Whether the model is held to beating bicubic by 0.5 dB: a GAN trades PSNR for texture."""
+    return "--phase gan" not in recipe["runs"][-1]["command"]
+
+
+def scored_row(path, dataset):
+    """A row of SCORED as a test case: in the suite for the RESCORED models on Set5, else a benchmark."""
+    in_the_suite = dataset == "Set5" and path.stem in RESCORED.values()
+    return pytest.param(path, dataset, marks=() if in_the_suite else pytest.mark.benchmark)
+
+
+@pytest.mark.parametrize("path, dataset", [scored_row(*row) for row in SCORED], ids=lambda v: getattr(v, "stem", v))
+def test_shipped_weights_score_their_recorded_result(path, dataset, data_root, record_property):
     """showcase.py records each checkpoint's scores; eval.py, run on the weights now, must still give them
-    (PSNR models beat bicubic)."""
+    (PSNR models beat bicubic). The suite runs the RESCORED models on Set5; ``python -m bench.tables``
+    every row (see the module docstring)."""
     recipe = recipe_of(path)
     recorded = recipe.get("scores", {}).get(dataset)
     assert recorded, f"{path.stem}.json has no {dataset} score: run experiments/showcase.py"
     summary = eval_script.main(eval_script.parse_args(["--weights", path.stem, "--dataset", str(data_root / dataset),
                                                        "--device", "cpu"]))
-    assert summary["model_mean"]["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
-    assert summary["model_mean"]["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
-    if "--phase gan" not in recipe["runs"][-1]["command"]:  # a GAN trades PSNR for texture
-        assert summary["model_mean"]["psnr"] > summary["bicubic_mean"]["psnr"] + 0.5
+    measured = summary["model_mean"]
+    record_property("measured", f"{measured['psnr']:.3f} / {measured['ssim']:.5f}")
+    record_property("expected", f"{recorded['psnr']:.3f} / {recorded['ssim']:.5f}")
+    assert measured["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
+    assert measured["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
+    if beats_bicubic(recipe):
+        assert measured["psnr"] > summary["bicubic_mean"]["psnr"] + 0.5
+
+
+def test_one_model_of_each_shipped_architecture_is_rescored_in_the_suite():
+    shipped = {p.stem: recipe_of(p)["arch"] for p in SHIPPED}
+    assert set(shipped.values()) == set(RESCORED), "add the new architecture's cheapest model to RESCORED"
+    assert all(shipped.get(name) == arch for arch, name in RESCORED.items())
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_each_shipped_file_is_the_one_its_recipe_scored(path):
+    """The recorded scores are this file's: its bytes are the ones showcase.py scored (so re-scoring one
+    model of its architecture, above, vouches for it), and a PSNR model's recorded scores beat BasicSR's
+    bicubic numbers by 0.5 dB on each set of SCORED."""
+    recipe = recipe_of(path)
+    assert "scored_sha256" in recipe, f"{path.stem}.json records no scores: run experiments/showcase.py"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recipe["scored_sha256"], \
+        f"{path.name} is not the file its recipe's scores are for: run experiments/showcase.py"
+    sets = [dataset for p, dataset in SCORED if p == path]
+    assert all(dataset in recipe["scores"] for dataset in sets), f"{path.stem}.json lacks a score on {sets}"
+    if beats_bicubic(recipe):
+        for dataset in sets:
+            assert recipe["scores"][dataset]["psnr"] > BICUBIC[dataset, recipe["scale"]][0] + 0.5, dataset
 
 
 def test_every_shipped_model_is_safetensors_and_no_pickle_ships_beside_it():
