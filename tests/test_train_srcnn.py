@@ -189,14 +189,14 @@ def augmented_x3(tmp_path_factory, image_folders):
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, augmented_x3, stop):
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, h5_x3, stop):
     EPOCHS = 3
-    train, evaluation = augmented_x3
+    train, evaluation = h5_x3
     out = tmp_path / "run"
-    # ~280 small batches per epoch: long enough to be interrupted inside an epoch; 3 epochs: one
-    # before the Ctrl-C, one it lands in, one after.
+    # Batches of one patch: ~140 steps an epoch (a second or two), long enough to be interrupted inside
+    # one; 3 epochs: one before the Ctrl-C, one it lands in, one after.
     cmd = [sys.executable, "train_srcnn.py", "--train", str(train), "--eval", str(evaluation), "--out", str(out),
-           "--arch", "fsrcnn", "--device", "cpu", "--batch-size", "4", "--epochs", str(EPOCHS)]
+           "--arch", "fsrcnn", "--device", "cpu", "--batch-size", "1", "--epochs", str(EPOCHS)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (out / "last.pth").exists() and time.time() < deadline:  # wait for epoch 1 to end

@@ -23,6 +23,13 @@ def rgb_x2(tmp_path_factory, image_folders):
                    "--patch-size", "32", "--stride", "24")
 
 
+@pytest.fixture(scope="module")
+def rgb_x2_few(tmp_path_factory, image_folders):
+    """As ``rgb_x2`` with a wider stride: 9 pairs, 2 batches of 4 (a third of its pixels an epoch)."""
+    return make_h5(tmp_path_factory.mktemp("rgb_few"), image_folders, 2, "--layout", "lr-hr", "--color", "rgb",
+                   "--patch-size", "32", "--stride", "48")
+
+
 def _run(h5, out, *extra):
     train, evaluation = h5
     argv = ["--train", str(train), "--eval", str(evaluation), "--out", str(out), "--device", "cpu",
@@ -115,13 +122,14 @@ def test_pretrain_hands_its_generator_to_the_gan_phase(tmp_path, rgb_x2, pretrai
     assert f"--generator {pretrained}" in recipe["runs"][1]["command"]
 
 
-def test_gan_resume_continues_exactly(tmp_path, rgb_x2, pretrained, monkeypatch):
-    extra = ["--phase", "gan", "--generator", str(pretrained), "--epochs", "2", "--no-amp"]
-    _run(rgb_x2, tmp_path / "straight", *extra)
-    batches = len(PatchDataset(rgb_x2[0])) // 8
+def test_gan_resume_continues_exactly(tmp_path, rgb_x2_few, pretrained, monkeypatch):
+    extra = ["--phase", "gan", "--generator", str(pretrained), "--epochs", "2", "--no-amp", "--batch-size", "4"]
+    _run(rgb_x2_few, tmp_path / "straight", *extra)
+    batches = len(PatchDataset(rgb_x2_few[0])) // 4
+    assert batches >= 2  # so that a stop one batch into epoch 2 lands inside it
     interrupt_at_call(monkeypatch, 2 * (batches + 1) + 1)  # in epoch 2, after one batch
     with pytest.raises(Interrupted):
-        _run(rgb_x2, tmp_path / "split", *extra)
+        _run(rgb_x2_few, tmp_path / "split", *extra)
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "split" / "last.pth")["step"] == 1
     train_srgan.main(train_srgan.parse_args(["--resume", str(tmp_path / "split" / "last.pth"), "--device", "cpu"]))
