@@ -104,8 +104,8 @@ def parse_args(argv: list[str] | None = None):
                            "compression damage")
     src.add_argument("--heavy", type=fraction, metavar="S",
                      help=f"how far a photo model ({', '.join(HEAVY_ANCHORS)}) is blended toward its heavy-compression "
-                          "anchor, 0 (not at all) to 1 (default: from the quality read from each file: none at quality "
-                          "60 and above for the default model, more below; docs/photos.md)")
+                          "anchor, 0 (not at all) to 1 (default: from the quality read from each file, the lower the "
+                          "more, by a ramp chosen on validation photos; docs/photos.md)")
     compute.add_argument("--tta", action="store_true",
                          help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
                               "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")

@@ -39,7 +39,7 @@ class Anchor(NamedTuple):
     full: int
 
 
-HEAVY_ANCHORS = {"real_srresnet_x4": Anchor("heavy_srresnet_x4", 60, 30), "real_fsrcnn_x4": Anchor("heavy_fsrcnn_x4", 60, 30)}
+HEAVY_ANCHORS = {"real_srresnet_x4": Anchor("heavy_srresnet_x4", 100, 30), "real_fsrcnn_x4": Anchor("heavy_fsrcnn_x4", 95, 60)}
 
 
 class Choice(NamedTuple):
