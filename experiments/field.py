@@ -80,6 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--peers", type=Path, help="folder of the Real-ESRGAN peer models (default: peers/ beside the data root)")
     p.add_argument("--peer-kinds", nargs="+", type=check_kind, default=["clean", *HEAVY_KINDS],
                    help="the kinds the peers are scored on (default: clean and the heavy kinds; x4plus takes seconds an image)")
+    p.add_argument("--peer-images", type=int, default=0, help="score the peers on the first N images only (default 0: all)")
     p.add_argument("--no-figures", action="store_true", help="do not write the crop figures")
     add_data_root(p, "BSDS100/")
     p.add_argument("--out", type=Path, default=OUT_MD, help=f"the table (default {OUT_MD.relative_to(ROOT)}; JSON beside it)")
@@ -126,7 +127,7 @@ def main(argv=None) -> dict:
     picks: dict[str, dict[str, int]] = {}
     for kind in args.kinds:
         rows = per_kind.setdefault(kind, {})
-        for path in files:
+        for index, path in enumerate(files):
             hr = mod_crop(load_rgb(path), SCALE)
             saved = save_field_lr(hr, SCALE, kind, work / f"{path.stem}_{kind.replace(':', '').replace('+', '_')}")
             lr = np.array(Image.open(saved).convert("RGB"))
@@ -134,6 +135,8 @@ def main(argv=None) -> dict:
             rows.setdefault("bicubic", []).append({"psnr": bicubic.scores["psnr"], "harm": 0.0})
             images = {"bicubic": bicubic.image}
             figure = not args.no_figures and kind in HEAVY_KINDS and path.stem == FOLIAGE[0]
+            if figure and args.peer_images and index >= args.peer_images:
+                raise SystemExit(f"--peer-images {args.peer_images} leaves out {FOLIAGE[0]}, the figures' photo (image {index + 1})")
             choices = {"default": default_weights(saved), "fast": named_choice(FAST, saved)}
             picked = {choice.label for choice in choices.values()}
             for choice in choices.values():
@@ -143,8 +146,9 @@ def main(argv=None) -> dict:
                     save_checkpoint(models[choice.label], load_choice(choice))
                     keys[choice.label] = f"{sha256(models[choice.label])}:{CACHE_VERSION}"
             for name, weights in models.items():
-                if (name in blends and name not in picked) or (name in peers and kind not in args.peer_kinds):
-                    continue  # a blend is scored only on the files it was picked for; peers on their kinds
+                peer_skipped = name in peers and (kind not in args.peer_kinds or (args.peer_images and index >= args.peer_images))
+                if (name in blends and name not in picked) or peer_skipped:
+                    continue  # a blend is scored only on the files it was picked for; peers on their kinds and images
                 cached = scores.setdefault(keys[name], {}).setdefault(kind, {})
                 if path.stem not in cached or figure:
                     if name not in upscalers:
@@ -168,7 +172,7 @@ def main(argv=None) -> dict:
         print(f"{kind}: done ({time.perf_counter() - started:.0f} s)", flush=True)
         # Saved after every kind: an interrupted run keeps what it scored, and a rerun starts from there.
         atomic_write_text(json_path, json.dumps({**cache, "scores": scores}, indent=1) + "\n")
-    table = render(per_kind, picks, [m for m in models if m not in blends], len(files), peers)
+    table = render(per_kind, picks, [m for m in models if m not in blends], len(files), peers, args.peer_images)
     print(table)
     means = {k: {m: {f: float(np.mean([r[f] for r in v])) for f in ("psnr", "harm")} for m, v in rows.items()}
              for k, rows in per_kind.items()}
@@ -192,14 +196,15 @@ def write_figure(kind: str, images: dict[str, np.ndarray], hr: np.ndarray, defau
     print(f"wrote {out.relative_to(ROOT)}")
 
 
-def render(per_kind: dict, picks: dict, models: list[str], n: int, peers: list[str]) -> str:
+def render(per_kind: dict, picks: dict, models: list[str], n: int, peers: list[str], peer_images: int = 0) -> str:
     shown = [m for m in models if m not in peers]
     head = ["kind", "bicubic (dB)", *(f"`{m}`" if not m.startswith("--") else m for m in shown), f"`{FAST}` by file",
             "the default picks",
             *(f"peer `{p}`" for p in peers)]
     lines = [f"BSDS100 x{SCALE}, first {n} images, PSNR on Y (fp32): gain over bicubic in dB / share of 32x32 blocks "
              "harmed (over 0.5 dB worse than bicubic there); each LR read from the file a user would have (JPEG/WebP "
-             "kinds in their own container, others PNG). Peers: PSNR gain / harmed / seconds an image.", "",
+             "kinds in their own container, others PNG). Peers: PSNR gain / harmed / seconds an image"
+             + (f", on the first {peer_images} images only" if peer_images else "") + ".", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cell(rows: list[dict], base: float, seconds: bool = False) -> str:
@@ -211,7 +216,9 @@ def render(per_kind: dict, picks: dict, models: list[str], n: int, peers: list[s
         cells = [kind, f"{base:.2f}"] + [cell(rows[m], base) for m in shown] + [cell(rows["fast"], base)]
         chosen = ", ".join(f"{name} {count}" for name, count in sorted(picks[kind].items()))
         cells.append(f"{cell(rows['default'], base)} ({chosen})")
-        cells += [cell(rows[p], base, seconds=True) if p in rows else "" for p in peers]
+        # Peers may be scored on the first images only: their gain is over bicubic on those images.
+        cells += [cell(rows[p], float(np.mean([r["psnr"] for r in rows["bicubic"][:len(rows[p])]])), seconds=True)
+                  if p in rows else "" for p in peers]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
