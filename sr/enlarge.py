@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from sr.color import rgb_to_ycbcr, ycbcr_to_rgb
 from sr.imresize import imresize, resize_span, source_span
-from sr.enlarge_plan import Parts, output_size, plan
+from sr.enlarge_plan import Parts, output_size, plan, release_freed_memory
 from sr.photo import ALPHA_UPSAMPLERS, OutputKind, Photo, output_kind, output_pixels
 from sr.tiling import plan_tiles, refuse_whole_image_norm, whole_image_norms
 from sr.upscaler import Upscaler
@@ -192,7 +192,8 @@ def enlarge(up: Upscaler, photo: Photo, fmt: str = "png", outscale: float | None
                     piece, area = time.perf_counter() - start - body, height * width
                     first = (tile.rows[1] - tile.rows[0]) * (tile.cols[1] - tile.cols[0])
                     estimate(body * (area / first - 1) + piece * (area / ((t1 - t0) * (s1 - s0)) - 1))
-            held.clear()  # this tile's network output goes before the next tile's is made
+            held.clear()  # this tile's network output goes before the next tile's is made, and
+            release_freed_memory()  # what its maps took goes back to the system
     return canvas, kind
 
 
