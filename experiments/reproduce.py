@@ -109,6 +109,9 @@ def plan(recipe: dict, args) -> list[list[str]]:
     return steps
 
 
+WRITING_FLAGS = ("--output", "--eval-output", "--out", "--out-dir", "--name")
+
+
 def check_step(step: list[str]) -> None:
     """UserError unless ``step`` is ``python <one of SCRIPTS> ...`` or ``python -m <one of MODULES> ...``."""
     runs = step[1:2] if step[1:2] != ["-m"] else step[1:3]
@@ -117,7 +120,10 @@ def check_step(step: list[str]) -> None:
         shown = shlex.join(step)
         raise UserError(f"the recipe holds a step that is not one of the project's entry points ({', '.join(SCRIPTS)}, "
                         f"python -m {', '.join(MODULES)}): {shown[:120]}{'...' if len(shown) > 120 else ''}; nothing was run")
-    escaping = [word for word in step[2:] if outside(word)]
+    # What a step writes is named by these flags; what it reads (--images, --train, ...) may lie anywhere.
+    written = [value for flag, value in zip(step, step[1:]) if flag in WRITING_FLAGS]
+    written += [word.split("=", 1)[1] for word in step if word.split("=", 1)[0] in WRITING_FLAGS and "=" in word]
+    escaping = [word for word in written if outside(word)]
     if escaping:
         raise UserError(f"the recipe's step {shlex.join(step[:3])} ... names {escaping[0][:80]!r}, outside the replay "
                         "folder (an absolute path, ~ or '..'); a recipe writes only in its replay folder; nothing was run")

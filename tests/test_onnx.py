@@ -47,7 +47,8 @@ def exported(tmp_path_factory) -> dict:
 def test_every_shipped_model_is_exported(exported):
     """The tests below check every shipped model only if ``exported`` holds every weights/*.safetensors,
     each as an ONNX file that runs and gives its network's output."""
-    assert len(SHIPPED) == 10 and {"fsrcnn_x3", "srcnn_x3", "srresnet_x4", "srgan_x4", "real_srresnet_x4", "real_fsrcnn_x4"} <= set(SHIPPED)
+    assert len(SHIPPED) == 12 and {"fsrcnn_x3", "srcnn_x3", "srresnet_x4", "srgan_x4", "real_srresnet_x4", "real_fsrcnn_x4",
+                                   "heavy_srresnet_x4", "heavy_fsrcnn_x4"} <= set(SHIPPED)
     assert set(exported) == set(SHIPPED) == {p.stem for p in WEIGHTS_DIR.glob("*.safetensors")}
     for name, (net, state, onnx_model) in exported.items():
         assert onnx_model.path.is_file() and onnx_model.path.name == f"{name}.onnx"
