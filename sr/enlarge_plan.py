@@ -14,6 +14,7 @@ import ctypes
 import math
 import os
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -30,16 +31,16 @@ from sr.tiling import receptive_radius
 if TYPE_CHECKING:  # for the annotation only
     from sr.upscaler import Upscaler
 
-# The feature maps of one tile of the network may take this much memory on the CPU; on a GPU,
-# GPU_SHARE of the memory it has free. With the CPU figure SRResNet x4's body (bf16) runs on
-# tiles of about 500 LR pixels a side, so its 38-pixel margin costs under 20% more compute, and
-# the enlarger stays within 1.5 x the 8-bit output + 300 MB above the import baseline (docs/speed.md).
+# The feature maps of one tile of the network (or of one piece of SRResNet's tail) may take this
+# much memory on the CPU; on a GPU, GPU_SHARE of the memory it has free. With the CPU figure
+# SRResNet x4 in bf16 runs its body on tiles of about 470 LR pixels a side (its 42-pixel margin
+# adds about a fifth to the body's work) and its tail on pieces of 250, and the enlarger stays
+# within 1.5 x the 8-bit output + 300 MB above the import baseline (docs/speed.md).
 ACTIVATION_BUDGET = 160 * 10**6
 GPU_SHARE = 0.5
-LIVE_MAPS = 4  # maps of the largest size alive at once: a residual block's input, the skip, two conv outputs
 # The float64 stages of a piece (colour, bicubic, rounding) hold a few (3, h, w) arrays of the
 # big grid or the output grid, whichever is larger: about STAGE_BYTES per pixel there.
-STAGE_BUDGET, STAGE_BYTES = 64 * 10**6, 100
+STAGE_BUDGET, STAGE_BYTES = 100 * 10**6, 100
 MIN_TILE = 16  # no tile or piece has a core smaller than this a side unless the image is
 UNKNOWN_TILE = 256  # model-input pixels a side for a network whose layers are hidden (ONNX)
 _PROBE = 16  # the side of the probe input the feature maps are measured on
@@ -105,39 +106,65 @@ def activation_budget(device: torch.device, free: int | None = None) -> int:
     return int(free * GPU_SHARE)
 
 
+class _LiveBytes:
+    """Inside ``with``, the most bytes the modules of ``net`` held in their outputs at once (``peak``).
+
+    Each output counts from when it is made until its tensor is freed (CPython frees it as its last
+    reference goes, and a finalizer sees the moment); outputs that share storage (in-place
+    activations, containers passing on their last child's output) count once."""
+
+    def __init__(self, net: nn.Module):
+        self.net, self.live, self.peak, self.counted = net, 0, 0, set()
+
+    def _release(self, storage: int, size: int) -> None:
+        self.live -= size
+        self.counted.discard(storage)
+
+    def _made(self, module, args, output) -> None:
+        if isinstance(output, torch.Tensor) and output.untyped_storage().data_ptr() not in self.counted:
+            storage, size = output.untyped_storage().data_ptr(), output.untyped_storage().nbytes()
+            self.counted.add(storage)
+            self.live += size
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(output, self._release, storage, size)
+
+    def __enter__(self) -> _LiveBytes:
+        self.handles = [m.register_forward_hook(self._made) for m in self.net.modules()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
 def tile_costs(up: Upscaler, parts: Parts) -> tuple[float, float] | None:
     """(bytes per model-input pixel a tile of the body holds, bytes per body-output pixel a piece
-    of the tail holds), measured on a small probe in the model's precision: LIVE_MAPS of the
-    largest feature map (forward hooks), plus the body's output. None when the layers are hidden."""
+    of the tail holds), measured on a small probe in the model's precision: the most its feature
+    maps hold at once, and the body's output, which is kept for the tail. None when the layers are hidden."""
     net = up.net
     if net is None or not any(True for _ in net.parameters()):
         return None
-    largest = 0
-
-    def measure(module, args, output):
-        nonlocal largest
-        if isinstance(output, torch.Tensor):
-            largest = max(largest, output[0].numel() * output.element_size())
-
     probe = torch.zeros(1, 1 if up.color == "y" else 3, _PROBE, _PROBE, device=up.device)
     if up.precision.channels_last:
         probe = probe.contiguous(memory_format=torch.channels_last)
-    handles = [m.register_forward_hook(measure) for m in net.modules() if not list(m.children())]
-    try:
-        with torch.inference_mode(), up.precision.autocast():
+    with torch.inference_mode(), up.precision.autocast():
+        with _LiveBytes(net) as body:
             out = parts.body(probe)
-            body = LIVE_MAPS * largest + out[0].numel() * out.element_size()
-            largest = 0
+        with _LiveBytes(net) as tail:
             if parts.tail is not None:
                 parts.tail(out)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return body / _PROBE**2, LIVE_MAPS * largest / _PROBE**2
+    return (body.peak + out.untyped_storage().nbytes()) / _PROBE**2, tail.peak / _PROBE**2
+
+
+def cuts(length: int, n: int) -> list[int]:
+    """[0, ..., length] in at most ``n`` pieces of one size, the last one shorter: few distinct tile
+    shapes, since oneDNN builds its kernels anew for each input shape (a second or more a model)."""
+    size = -(-length // n)
+    return list(range(0, length, size)) + [length]
 
 
 def choose_grid(height: int, width: int, margin: int, max_area: float) -> tuple[list[int], list[int]]:
-    """Cuts [0, ..., height] and [0, ..., width] into near-equal tiles whose regions (the tile and
+    """Cuts [0, ..., height] and [0, ..., width] into tiles of one size (``cuts``) whose regions (the tile and
     ``margin`` on its inner sides) hold at most ``max_area`` pixels, computing the fewest pixels
     (cores and margins) in all; the fewest tiles among equals. Tiles of MIN_TILE when none fit."""
 
@@ -157,7 +184,7 @@ def choose_grid(height: int, width: int, margin: int, max_area: float) -> tuple[
         if best is None or key < best[0]:
             best = key, n_rows, n_cols
     _, n_rows, n_cols = best or (None, max(1, height // MIN_TILE), max(1, width // MIN_TILE))
-    return [height * i // n_rows for i in range(n_rows + 1)], [width * i // n_cols for i in range(n_cols + 1)]
+    return cuts(height, n_rows), cuts(width, n_cols)
 
 
 def plan(up: Upscaler, parts: Parts, height: int, width: int, out_per_lr: float, budget: int | None = None) -> list[NetTile]:
@@ -176,8 +203,7 @@ def plan(up: Upscaler, parts: Parts, height: int, width: int, out_per_lr: float,
         rows, cols = [0, height], [0, width]
     elif up.tile is not None:
         core = max(1, up.tile // pre)
-        rows, cols = ([length * i // n for i in range(n + 1)] for length, n in
-                      ((height, -(-height // core)), (width, -(-width // core))))
+        rows, cols = cuts(height, -(-height // core)), cuts(width, -(-width // core))
     else:
         area = (UNKNOWN_TILE / pre + 2 * margin) ** 2 if costs is None else budget / (costs[0] * pre * pre)
         rows, cols = choose_grid(height, width, margin, area)

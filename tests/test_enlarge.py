@@ -177,8 +177,10 @@ def test_tiles_are_sized_by_what_they_hold():
     size: a tail piece costs several times a body tile per pixel, and FSRCNN less than either."""
     srresnet, fsrcnn = Upscaler.load("srresnet_x4", amp=False), Upscaler.load("fsrcnn_x4", amp=False)
     (body, tail), (whole, _) = tile_costs(srresnet, Parts.of(srresnet)), tile_costs(fsrcnn, Parts.of(fsrcnn))
-    assert body == pytest.approx(4 * 64 * 4 + 64 * 4)  # four maps of 64 float32 channels, and the features kept
-    assert tail == pytest.approx(4 * 256 * 4 * 4) and whole < body  # 256 channels on a grid of 2x2 per LR pixel
+    # Body: the skip, a block's input and its two convolutions' outputs, 64 float32 channels each, and the features kept.
+    assert body == pytest.approx(4 * 64 * 4 + 64 * 4)
+    # Tail: the last convolution's 256 channels on a grid of 2x2 per LR pixel, and its input (64 channels there).
+    assert tail == pytest.approx(2 * 2 * (256 + 64) * 4) and whole < body
     bf16 = Upscaler.load("srresnet_x4", amp=True)
     assert tile_costs(bf16, Parts.of(bf16))[0] == pytest.approx(body / 2)  # autocast's maps are bf16
     # A 1000x750 photo in bf16: the body in a few large tiles, so its margins add about a fifth.
