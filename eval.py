@@ -31,13 +31,12 @@ from sr.data.field import check_kind
 from sr.data.images import find_images, save_image
 from sr.data.sets import data_root, resolve_images
 from sr.distributed import available_cores, select_device
-from sr.enlarge import crop_seconds, enlarge
-from sr.enlarge_plan import check_fits
-from sr.errors import Interrupted, UserError, failure_line, quoted
+from sr.enlarge import enlarge, faster_note
+from sr.errors import UserError, failure_line, quoted
 from sr.evaluation import evaluate_image, summarise, write_scores
 from sr.figures import side_by_side
 from sr.models.self_ensemble import SelfEnsemble
-from sr.outputs import check_writable, output_for, refuse_collisions
+from sr.outputs import check_fits, check_writable, output_for, refuse_collisions
 from sr.photo import ALPHA_UPSAMPLERS, PIL_FORMATS, read_photo, write_image
 from sr.protocol import PROTOCOLS
 from sr.upscaler import AUTO_TILE, AUTO_TILE_ABOVE, Upscaler
@@ -109,10 +108,9 @@ def parse_args(argv: list[str] | None = None):
     compute.add_argument("--tta", action="store_true",
                          help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
                               "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")
-    compute.add_argument("--tile", type=positive_int, help="run the whole network on tiles of N model-input pixels: "
-                         "the same result within 1/255 (default: enlarging sizes its tiles by the memory the model's "
-                         f"feature maps take, a small image in one; scoring uses {AUTO_TILE} for inputs over "
-                         f"{int(AUTO_TILE_ABOVE ** 0.5)}x{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
+    compute.add_argument("--tile", type=positive_int, help="run the whole network on tiles of N model-input pixels (default: "
+                         "enlarging sizes tiles by the memory the model's feature maps take, a small image in one; scoring "
+                         f"uses {AUTO_TILE} over {int(AUTO_TILE_ABOVE ** 0.5)}x{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
     compute.add_argument("--threads", type=positive_int, default=available_cores(),
                          help=f"CPU threads (default: {available_cores()} here: $OMP_NUM_THREADS when it is set, else "
                               "every core this process may use)")
@@ -152,16 +150,10 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, choice: Choic
 
 
 def _advice(src: Path, upscaler: Upscaler, photo, amp: bool | None):
-    """Called with the seconds an enlargement has left: over LONG_RUN, one line names the faster
-    model of its kind, the two timed on a crop of this photo; the enlargement goes on as asked."""
-    faster = FASTER.get(upscaler.name)
-
+    """Given the seconds an enlargement has left, over LONG_RUN it names the faster model of its kind."""
     def advise(left: float) -> None:
-        if left > LONG_RUN and faster is not None:
-            ratio = crop_seconds(upscaler, photo) / crop_seconds(Upscaler.load(faster, upscaler.device, amp), photo)
-            tqdm.write(f"{src}: about {left / 60:.0f} more minutes with {upscaler.name}; --weights {faster} takes "
-                       f"1/{ratio:.0f} of the time (both timed on a crop of this photo just now); going on", file=sys.stderr)
-
+        if left > LONG_RUN and upscaler.name in FASTER:
+            tqdm.write(f"{quoted(src)}: {faster_note(upscaler, FASTER[upscaler.name], photo, amp, left)}", file=sys.stderr)
     return advise
 
 
@@ -208,9 +200,8 @@ def upscale_mode(args, device) -> list[Path]:
     written, failed = [], 0
     for src, upscaler, dst, fmt in tqdm(jobs, desc="enlarging", unit="image", file=sys.stderr, dynamic_ncols=True,
                                         disable=len(jobs) == 1):
-        # One image at a time, tile by tile (sr.enlarge): the decoded input and the 8-bit output
-        # are the only whole-image arrays. Whatever goes wrong with one image (too large, a broken
-        # file, memory, a failed write, a bug) is one line, and the batch goes on.
+        # One image at a time, tile by tile (sr.enlarge). Whatever goes wrong with one image (too large,
+        # a broken file, memory, a failed write, a bug) is one line, and the batch goes on.
         start = time.perf_counter()
         try:
             check_fits(src, upscaler.scale, args.outscale, fmt)
@@ -219,8 +210,6 @@ def upscale_mode(args, device) -> list[Path]:
                                   estimate=_advice(src, upscaler, photo, args.amp))
             notes = photo.notes + list(kind.notes) + write_image(dst, image, photo, fmt, args.quality)
             (h, w), (big_w, big_h) = photo.size, image.size
-        except Interrupted:
-            raise
         except Exception as exc:  # noqa: BLE001 (MemoryError, decoder errors, anything: reported, then the next image)
             failed += 1
             tqdm.write(f"skipped {failure_line(src, exc)}", file=sys.stderr)

@@ -4,28 +4,25 @@
 SRResNet's upsampling tail) run on, each sized by what it holds: the network's feature maps,
 measured per pixel on a small probe (``tile_costs``), within ``activation_budget`` (fixed on
 the CPU, a share of the free memory on a GPU), and the float64 stages within STAGE_BUDGET; the
-cuts are the ones that compute the fewest margin pixels (``choose_grid``). ``check_fits``
-refuses, from the input's header alone, an output that the memory free or the format cannot hold.
+cuts are the ones that compute the fewest margin pixels (``choose_grid``).
+``Axis`` follows one image axis through the stages: which pixels a piece reads at each.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
-import os
-import warnings
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from sr.errors import UserError, quoted
+from sr.errors import UserError
+from sr.imresize import resize_span, source_span
 from sr.models.srresnet import SRResNet
-from sr.photo import PIL_FORMATS
 from sr.tiling import receptive_radius
 
 if TYPE_CHECKING:  # for the annotation only
@@ -221,13 +218,6 @@ def plan(up: Upscaler, parts: Parts, height: int, width: int, out_per_lr: float,
     return tiles
 
 
-# Size checks before any work: an enlargement may take this share of the memory free when it
-# starts (the machine is shared), and a format this many pixels a side.
-MEMORY_SHARE = 0.25
-SIDE_LIMITS = {"jpg": 65_535, "webp": 16_383}
-PIXEL_BYTES = 4  # Pillow holds RGB, RGBA and LA in 4 bytes a pixel (L in 1, I;16 in 2): the most an output takes
-
-
 def output_size(height: int, width: int, scale: int, outscale: float | None) -> tuple[int, int]:
     """round(H * outscale) x round(W * outscale), halves rounded up; ``scale`` x without it."""
     if outscale is None:
@@ -237,65 +227,38 @@ def output_size(height: int, width: int, scale: int, outscale: float | None) -> 
     return math.floor(height * outscale + 0.5), math.floor(width * outscale + 0.5)
 
 
-def memory_available() -> int:
-    """Bytes a new allocation can have now: MemAvailable (/proc/meminfo), or what the cgroup allows if less."""
-    try:
-        with open("/proc/meminfo") as f:
-            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration):
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    try:
-        limit, used = (open(f"/sys/fs/cgroup/memory.{n}").read().strip() for n in ("max", "current"))
-        return min(free, int(limit) - int(used)) if limit != "max" else free
-    except (OSError, ValueError):
-        return free
+class Axis:
+    """One image axis through the stages: LR length ``lr``, big-grid (model output) length
+    ``big``, output length ``out``."""
 
+    def __init__(self, lr: int, factor: int, out: int):
+        self.lr, self.factor, self.big, self.out = lr, factor, lr * factor, out
 
-def header_size(path: str | Path) -> tuple[int, int] | None:
-    """(height, width) of an image file as ``sr.photo.read_photo`` will give it (EXIF orientation
-    applied), from its header alone; None when the header cannot be read (read_photo then says why)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # the orientations that swap the sides
-    except Exception:  # noqa: BLE001 (whatever the header holds, read_photo reports it in one line)
-        return None
-    return (width, height) if turned else (height, width)
+    def big_span(self, start: int, stop: int) -> tuple[int, int]:
+        """Big-grid pixels that output pixels [start, stop) read (an axis that keeps its length is not resized)."""
+        if self.out == self.big:
+            return start, stop
+        return source_span(self.big, self.out, self.out / self.big, start, stop)
 
+    def to_out(self, img: np.ndarray, axis: int, start: int, stop: int, offset: int) -> np.ndarray:
+        if self.out == self.big:
+            return img
+        return resize_span(img, axis, self.big, self.out, self.out / self.big, start, stop, offset)
 
-def check_fits(path: str | Path, scale: int, outscale: float | None, fmt: str, available: int | None = None) -> None:
-    """Refuse, before any work, an output that the memory free now (``available``, default
-    ``memory_available()``) or the format cannot hold: one line naming the size and the flag that fits.
+    def lr_span_for_big(self, start: int, stop: int) -> tuple[int, int]:
+        """LR pixels that big-grid pixels [start, stop) of ``imresize(lr, factor)`` read."""
+        return source_span(self.lr, self.big, self.factor, start, stop)
 
-    The sizes come from the file's header. The output image is held whole while it is made
-    (PIXEL_BYTES a pixel), beside the decoded input and one tile's working memory.
-    """
-    size = header_size(path)
-    if size is None:
-        return
-    height, width = size
-    out_h, out_w = output_size(height, width, scale, outscale)
-    available = memory_available() if available is None else available
-    room = available * MEMORY_SHARE - height * width * PIXEL_BYTES - ACTIVATION_BUDGET - STAGE_BUDGET
-    side = SIDE_LIMITS.get(fmt, math.inf)
+    def bicubic_big(self, img: np.ndarray, axis: int, start: int, stop: int, offset: int) -> np.ndarray:
+        return resize_span(img, axis, self.lr, self.big, self.factor, start, stop, offset)
 
-    def fits(factor: float | None) -> bool:  # None: the model's scale
-        h, w = output_size(height, width, scale, factor)
-        return h * w * PIXEL_BYTES <= room and max(h, w) <= side
+    def lr_span_for_out(self, start: int, stop: int) -> tuple[int, int]:
+        """LR pixels that output pixels [start, stop) of ``imresize(lr, size=out)`` read (alpha)."""
+        return source_span(self.lr, self.out, self.out / self.lr, start, stop)
 
-    if fits(outscale):
-        return
-    factor = math.floor(min(math.sqrt(max(room, 0) / PIXEL_BYTES / (height * width)), side / max(height, width)) * 100) / 100
-    while factor > 1 and not fits(factor):
-        factor = round(factor - 0.01, 2)
-    what = f"{width}x{height} x{outscale or scale:g} is {out_w}x{out_h} ({out_w * out_h / 1e6:,.0f} MP)"
-    if out_h * out_w * PIXEL_BYTES > room:
-        why = (f"held whole in memory while it is made: {out_h * out_w * PIXEL_BYTES / 1e9:,.1f} GB, over "
-               f"{MEMORY_SHARE:.0%} of the {available / 1e9:.1f} GB free here")
-        fix = f"--outscale {factor:g} fits" if factor > 1 else "nothing larger than the input fits"
-    else:
-        why = f"over the {side:,} pixels a side {PIL_FORMATS[fmt]} can store"
-        fix = "write a PNG (--format png)" + (f", or --outscale {factor:g} fits" if factor > 1 else "")
-    raise UserError(f"{quoted(path)}: {what}, {why}; {fix}")
+    def lr_to_out(self, img: np.ndarray, axis: int, start: int, stop: int, offset: int) -> np.ndarray:
+        return resize_span(img, axis, self.lr, self.out, self.out / self.lr, start, stop, offset)
+
+    def owned(self, start: int, stop: int) -> tuple[int, int]:
+        """The output pixels that LR pixels [start, stop) own: each output pixel belongs to one piece."""
+        return start * self.out // self.lr, stop * self.out // self.lr

@@ -405,14 +405,14 @@ def test_sizes_are_checked_before_any_work_and_the_batch_goes_on(tmp_path, capsy
     """Issue 32, row 4: a 236 KB 9000x9000 PNG x4 and --outscale 1000 asked for gigabytes at once.
     With 8 GB stated free, each is one line naming the size and the --outscale that fits, from the
     header alone (the file is never decoded); a JPEG over 65,535 pixels a side names a PNG."""
-    import sr.enlarge_plan
+    import sr.outputs
 
     folder = tmp_path / "in"
     folder.mkdir()
     _zeros_png(folder / "huge.png", 9000, 9000)
     Image.fromarray(smooth_image(np.random.default_rng(9), 48, 64)).save(folder / "small.png")
     Image.fromarray(smooth_image(np.random.default_rng(9), 4, 17000)).save(folder / "wide.png")
-    monkeypatch.setattr(sr.enlarge_plan, "memory_available", lambda: 8 * 10**9)
+    monkeypatch.setattr(sr.outputs, "memory_available", lambda: 8 * 10**9)
     decoded = []
     real_read = eval_script.read_photo
     monkeypatch.setattr(eval_script, "read_photo", lambda path, **k: decoded.append(path.name) or real_read(path, **k))
@@ -432,9 +432,9 @@ def test_sizes_are_checked_before_any_work_and_the_batch_goes_on(tmp_path, capsy
         found = re.search(f"skipped .*{name}: " + message, err)
         assert found and err.splitlines()[-1].endswith("images failed") and "Traceback" not in err, err
         fmt = "jpg" if "jpg" in argv else "png"  # the factor named fits, and one 1% larger would not
-        sr.enlarge_plan.check_fits(folder / name, 4, float(found.group(1)), fmt)
+        sr.outputs.check_fits(folder / name, 4, float(found.group(1)), fmt)
         with pytest.raises(UserError):
-            sr.enlarge_plan.check_fits(folder / name, 4, float(found.group(1)) * 1.01, fmt)
+            sr.outputs.check_fits(folder / name, 4, float(found.group(1)) * 1.01, fmt)
     assert decoded == ["small.png"]  # only the one that fits was read, and written
     assert [p.name for p in (tmp_path / "out0").iterdir()] == ["small_fsrcnn_x4.png"]
 
