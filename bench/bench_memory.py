@@ -1,16 +1,22 @@
-"""Peak memory of eval.py --upscale on a phone-sized photo: the streaming path against its targets.
+"""Speed and peak memory of eval.py --upscale: the enlarger's tiles against one tile (the whole image).
 
-    python -m bench.bench_memory                       # 4000x3000 JPEG x4 and --outscale 2, srresnet_x4
-    python -m bench.bench_memory --weights fsrcnn_x4   # the fast model (the same memory targets)
-    python -m bench.bench_memory --quick               # a 1000x750 JPEG instead (a minute, not an hour)
+    python -m bench.bench_memory                        # both tables: every shipped x4 model, then the default model
+    python -m bench.bench_memory --cases small --runs 3 # the 1000x750 table only, three runs a side
+    python -m bench.bench_memory --cases x4             # the 4000x3000 JPEG x4 only (long: one run)
 
-Each case runs ``eval.py --upscale`` in a fresh process under ``/usr/bin/time -v`` and reads its
-peak RSS, minus the peak of a process that only imports torch and sr (the baseline). The photo
-is a synthetic JPEG (smooth colour fields, edges and noise) made in a temporary folder. Targets
-(issue 19): x4 <= 1.5 x the 8-bit output's size + 300 MB; with --outscale 2 <= 600 MB.
-Speed: a 1-megapixel result through the streaming path against the whole-image path
-(``Upscaler.enlarge_photo`` + ``write_photo``, today's before the streaming path), alternating,
-in this process, as a ratio (below 1: the streaming path is faster). Not a test.
+Each enlargement is ``eval.py --upscale`` in a fresh process under ``/usr/bin/time -v``: its peak
+RSS minus that of a process that only imports torch and the enlarger (the baseline), and the
+seconds eval.py prints for the image (read to written, without start-up and model load).
+
+- small: each shipped x4 model on a 1000x750 JPEG (a 12 MP result), the default tiles ("tiled")
+  against ``--tile 100000`` ("whole": the whole network on the whole image in one tile). The two
+  alternate (A B A B, ``--runs`` pairs), so a change in the machine's load hits both; medians.
+  Targets (issue 29): tiled/whole <= 1.2, the tiled peak <= 1.5 x the 8-bit output + 300 MB.
+- x4, outscale2: the default model on a 4000x3000 JPEG, x4 (192 MP) and --outscale 2; the time
+  against the whole-image time per output pixel of the small case (target: <= 1.3 x).
+
+The photos are synthetic JPEGs (smooth colour fields, edges and noise) made in a temporary folder.
+Not a test.
 """
 
 from __future__ import annotations
@@ -22,29 +28,29 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from sr.inference import Upscaler
-from sr.photo import read_photo, write_image, write_photo
+from sr.distributed import available_cores
+from sr.weights import DEFAULT_WEIGHTS, shipped_names
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 10**6  # decimal megabytes, as the issue states its targets
+WHOLE = "100000"  # --tile larger than any side here: one tile
 
 
-def cpu_line() -> str:
-    """The CPU as lscpu names it, with the instruction set PyTorch's kernels use."""
+def cpu_line(threads: int) -> str:
+    """The CPU as lscpu names it, the kernels PyTorch uses, the threads given, and the load beside this run."""
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         name = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         name = "unknown CPU"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name} ({torch.backends.cpu.get_cpu_capability()}), {cores} cores available; torch {torch.__version__}"
+    return (f"{name} ({torch.backends.cpu.get_cpu_capability()}), {threads} of {os.cpu_count()} cores given; "
+            f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} before the runs")
 
 
 def synthetic_photo(path: Path, width: int, height: int, quality: int = 95) -> None:
@@ -65,86 +71,82 @@ def synthetic_photo(path: Path, width: int, height: int, quality: int = 95) -> N
     image.save(path, quality=quality)
 
 
-def peak_rss(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of ``command`` under /usr/bin/time -v; exits if it fails."""
-    start = time.perf_counter()
+def peak_rss(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """(peak RSS in MB, stdout) of ``command`` under /usr/bin/time -v; exits if it fails."""
     result = subprocess.run(["/usr/bin/time", "-v", *command], cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
     kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    return kb * 1024 / MB, seconds
+    return kb * 1024 / MB, result.stdout
 
 
-def speed_ratio(weights: str, folder: Path, runs: int) -> tuple[float, float]:
-    """Median seconds (streaming, whole-image) for a 1-megapixel result, read to written."""
-    up = Upscaler.load(weights, "cpu")
-    side = 1000 // up.scale
-    src = folder / "small.png"
-    Image.fromarray(np.asarray(Image.open(folder / "photo.jpg").crop((0, 0, side, side)))).save(src)
+def enlarge(photo: Path, weights: str, env: dict[str, str], threads: int, *extra: str) -> tuple[float, float]:
+    """(seconds eval.py took for the image, peak RSS in MB) of one enlargement."""
+    command = [sys.executable, "eval.py", "--weights", weights, "--upscale", str(photo), "--output",
+               str(photo.with_name("big.jpg")), "--device", "cpu", "--threads", str(threads), *extra]
+    peak, out = peak_rss(command, env)
+    return float(re.search(r" in ([\d.]+) s$", out, re.MULTILINE).group(1)), peak
 
-    def streaming():
-        photo = read_photo(src, compact=True)
-        image, _ = up.enlarge_image(photo, "png")
-        write_image(folder / "s.png", image, photo, "png")
 
-    def whole():
-        big = up.enlarge_photo(read_photo(src))
-        write_photo(folder / "w.png", big)
+def small_table(folder: Path, models: list[str], runs: int, env: dict[str, str], threads: int, base: float) -> dict:
+    """The 1000x750 table; returns the default model's whole-image seconds per output pixel."""
+    photo = folder / "small.jpg"
+    synthetic_photo(photo, 1000, 750)
+    target = 1.5 * 4000 * 3000 * 3 / MB + 300
+    print(f"1000x750 JPEG x4 (12 MP out), {runs} alternating pairs, medians; peaks above the baseline; "
+          f"target <= {target:.0f} MB tiled, ratio <= 1.2\n")
+    print("| model | tiled | whole | tiled/whole | fastest run of each | tiled peak | whole peak | met |")
+    print("|---|---|---|---|---|---|---|---|")
+    per_pixel = {}
+    for weights in models:
+        tiled, whole = [], []
+        for _ in range(runs):
+            tiled.append(enlarge(photo, weights, env, threads))
+            whole.append(enlarge(photo, weights, env, threads, "--tile", WHOLE))
+        (t, tp), (w, wp) = [(statistics.median(s for s, _ in r), max(p for _, p in r) - base) for r in (tiled, whole)]
+        fastest = min(s for s, _ in tiled) / min(s for s, _ in whole)  # the runs the other jobs disturbed least
+        met = "yes" if t / w <= 1.2 and tp <= target else "no"
+        print(f"| `{weights}` | {t:.1f} s | {w:.1f} s | {t / w:.2f} | {fastest:.2f} | {tp:.0f} MB | {wp:.0f} MB | {met} |",
+              flush=True)
+        per_pixel[weights] = w / (4000 * 3000)
+    return per_pixel
 
-    times: dict = {streaming: [], whole: []}
-    for fn in times:
-        fn()  # warm-up: oneDNN builds its kernels
-    for _ in range(runs):
-        for fn, spent in times.items():
-            start = time.perf_counter()
-            fn()
-            spent.append(time.perf_counter() - start)
-    return statistics.median(times[streaming]), statistics.median(times[whole])
+
+def photo_table(folder: Path, cases: list[str], env: dict[str, str], threads: int, base: float, per_pixel: float | None) -> None:
+    photo = folder / "photo.jpg"
+    synthetic_photo(photo, 4000, 3000)
+    print(f"\n4000x3000 JPEG, {DEFAULT_WEIGHTS}, one run each; peaks above the baseline\n")
+    print("| case | output | time | against the whole-image time per output pixel | peak | target |")
+    print("|---|---|---|---|---|---|")
+    for case in cases:
+        factor, extra = (4, ()) if case == "x4" else (2, ("--outscale", "2"))
+        pixels = 4000 * 3000 * factor**2
+        seconds, peak = enlarge(photo, DEFAULT_WEIGHTS, env, threads, *extra)
+        target = 1.5 * pixels * 3 / MB + 300 if case == "x4" else 600
+        against = f"{seconds / (per_pixel * 4000 * 3000 * 16):.2f} x" if per_pixel and case == "x4" else ""
+        print(f"| {case} | {4000 * factor}x{3000 * factor} ({pixels / 1e6:.0f} MP) | {seconds / 60:.1f} min | {against} | "
+              f"{peak - base:.0f} MB | <= {target:.0f} MB: {'met' if peak - base <= target else 'MISSED'} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", default="srresnet_x4", help="a shipped name or checkpoint (default: the default model)")
-    p.add_argument("--quick", action="store_true", help="a 1000x750 photo instead of 4000x3000")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=3, help="timed runs of the 1-megapixel speed check (0: skip it)")
-    p.add_argument("--cases", nargs="+", choices=("model-scale", "outscale2"), default=["model-scale", "outscale2"],
-                   help="which enlargements to measure (each is an hour of one core with the default model)")
+    p.add_argument("--models", nargs="+", default=[n for n in shipped_names() if n.endswith("_x4")],
+                   help="the small table's models (default: every shipped x4 model)")
+    p.add_argument("--cases", nargs="+", choices=("small", "x4", "outscale2"), default=["small", "x4", "outscale2"])
+    p.add_argument("--runs", type=int, default=2, help="alternating tiled/whole pairs a model in the small table")
+    p.add_argument("--threads", type=int, default=available_cores(), help="eval.py --threads (default: as eval.py's)")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    width, height = (1000, 750) if args.quick else (4000, 3000)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    print(cpu_line())
+    print(cpu_line(args.threads))
+    base, _ = peak_rss([sys.executable, "-c", "import torch, sr.enlarge"], env)
+    print(f"baseline (import torch, sr.enlarge): {base:.0f} MB\n")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        synthetic_photo(folder / "photo.jpg", width, height)
-        base, _ = peak_rss([sys.executable, "-c", "import torch, sr.inference, sr.streaming"], env)
-        print(f"baseline (import torch, sr): {base:.0f} MB; photo {width}x{height} JPEG; {args.weights}, "
-              f"{args.threads} threads\n")
-        print("| case | output | peak RSS above baseline | per output pixel | 8-bit output | target | time |")
-        print("|---|---|---|---|---|---|---|")
-        scale = Upscaler.load(args.weights, "cpu").scale
-        for outscale in [{"model-scale": None, "outscale2": 2}[case] for case in args.cases]:
-            factor = outscale or scale
-            out_w, out_h = width * factor, height * factor
-            command = [sys.executable, "eval.py", "--weights", args.weights, "--upscale", str(folder / "photo.jpg"),
-                       "--output", str(folder / "big.jpg"), "--device", "cpu"]
-            command += ["--outscale", str(outscale)] if outscale else []
-            peak, seconds = peak_rss(command, env)
-            above = peak - base
-            pixels = out_w * out_h
-            eight_bit = pixels * 3 / MB
-            target = 1.5 * eight_bit + 300 if outscale is None else 600
-            verdict = "met" if above <= target else "MISSED"
-            print(f"| x{factor:g}{' (--outscale 2)' if outscale else ''} | {out_w}x{out_h} ({pixels / 1e6:.0f} MP) | "
-                  f"{above:.0f} MB | {above * MB / pixels:.2f} B | {eight_bit:.0f} MB | <= {target:.0f} MB: {verdict} | "
-                  f"{seconds:.0f} s |")
-        if args.runs == 0:
-            return
-        stream, whole = speed_ratio(args.weights, folder, args.runs)
-        print(f"\n1-megapixel result, read to written, median of {args.runs}: streaming {stream:.2f} s, "
-              f"whole-image {whole:.2f} s, ratio {stream / whole:.2f} (<= 1: no slower)")
+        per_pixel = {}
+        if "small" in args.cases:
+            per_pixel = small_table(Path(tmp), args.models, args.runs, env, args.threads, base)
+        photo_cases = [c for c in args.cases if c != "small"]
+        if photo_cases:
+            photo_table(Path(tmp), photo_cases, env, args.threads, base, per_pixel.get(DEFAULT_WEIGHTS))
 
 
 if __name__ == "__main__":
