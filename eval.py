@@ -36,7 +36,7 @@ from sr.errors import UserError, failure_line, quoted
 from sr.evaluation import evaluate_image, summarise, write_scores
 from sr.figures import side_by_side
 from sr.models.self_ensemble import SelfEnsemble
-from sr.outputs import check_fits, check_writable, output_for, refuse_collisions
+from sr.outputs import check_fits, check_writable, output_for, refuse_collisions, worth_reading
 from sr.photo import ALPHA_UPSAMPLERS, PIL_FORMATS, read_photo, write_image
 from sr.protocol import PROTOCOLS
 from sr.upscaler import AUTO_TILE, AUTO_TILE_ABOVE, Upscaler
@@ -149,12 +149,10 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, choice: Choic
 # ---------------------------------------------------------------------- enlarging
 
 
-def _advice(src: Path, upscaler: Upscaler, photo, amp: bool | None):
-    """Given the seconds an enlargement has left, over LONG_RUN it names the faster model of its kind."""
-    def advise(left: float) -> None:
-        if left > LONG_RUN and upscaler.name in FASTER:
-            tqdm.write(f"{quoted(src)}: {faster_note(upscaler, FASTER[upscaler.name], photo, amp, left)}", file=sys.stderr)
-    return advise
+def _advise(src: Path, upscaler: Upscaler, photo, amp: bool | None, left: float) -> None:
+    """Over LONG_RUN seconds left, one line names the faster model of the enlargement's kind; it goes on as asked."""
+    if left > LONG_RUN and upscaler.name in FASTER:
+        tqdm.write(f"{quoted(src)}: {faster_note(upscaler, FASTER[upscaler.name], photo, amp, left)}", file=sys.stderr)
 
 
 def upscale_mode(args, device) -> list[Path]:
@@ -176,8 +174,9 @@ def upscale_mode(args, device) -> list[Path]:
     check_writable(args.output.parent if args.output else args.out_dir)
     picks = args.weights is None and args.denoise is None and not args.bicubic
     follows = args.weights in HEAVY_ANCHORS and args.denoise is None and not args.tta
-    chosen = {src: default_weights(src, heavy=args.heavy) if picks else named_choice(args.weights, src, heavy=args.heavy)
-              if follows else Choice(None, "") for src in files}
+    reads = {src: (picks or follows) and worth_reading(src, args.weights or DEFAULT_WEIGHTS, args.outscale) for src in files}
+    chosen = {src: Choice(None, "too large to read") if not reads[src] else default_weights(src, heavy=args.heavy) if picks
+              else named_choice(args.weights, src, heavy=args.heavy) for src in files}
     upscalers = {c.label: load_upscaler(args, device, args.amp, enlarging=True, choice=c if c.weights else None)
                  for c in chosen.values()}
     jobs = []
@@ -207,7 +206,7 @@ def upscale_mode(args, device) -> list[Path]:
             check_fits(src, upscaler.scale, args.outscale, fmt)
             photo = read_photo(src, compact=True)
             image, kind = enlarge(upscaler, photo, fmt, args.outscale, args.alpha_upsampler, progress=src.name,
-                                  estimate=_advice(src, upscaler, photo, args.amp))
+                                  estimate=lambda left: _advise(src, upscaler, photo, args.amp, left))
             notes = photo.notes + list(kind.notes) + write_image(dst, image, photo, fmt, args.quality)
             (h, w), (big_w, big_h) = photo.size, image.size
         except Exception as exc:  # noqa: BLE001 (MemoryError, decoder errors, anything: reported, then the next image)

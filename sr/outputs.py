@@ -9,13 +9,16 @@ import math
 import os
 import tempfile
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
 
+from sr.checkpoint import load_checkpoint
 from sr.enlarge_plan import ACTIVATION_BUDGET, STAGE_BUDGET, output_size
 from sr.errors import UserError, quoted
 from sr.photo import EXTENSIONS, PIL_FORMATS, pick_format
+from sr.weights import resolve_weights
 
 # Size checks before any work: an enlargement may take this share of the memory free when it
 # starts (the machine is shared), and a format this many pixels a side.
@@ -79,6 +82,15 @@ def memory_available() -> int:
         return free
 
 
+def resident_memory() -> int:
+    """Bytes this process holds now (its resident set: torch alone is most of a gigabyte); 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def header_size(path: str | Path) -> tuple[int, int] | None:
     """(height, width) of an image file as ``sr.photo.read_photo`` will give it (EXIF orientation
     applied), from its header alone; None when the header cannot be read (read_photo then says why)."""
@@ -98,7 +110,8 @@ def check_fits(path: str | Path, scale: int, outscale: float | None, fmt: str, a
     ``memory_available()``) or the format cannot hold: one line naming the size and the flag that fits.
 
     The sizes come from the file's header. The output image is held whole while it is made
-    (PIXEL_BYTES a pixel), beside the decoded input and one tile's working memory.
+    (PIXEL_BYTES a pixel), beside what the process already holds, the decoded input and one
+    tile's working memory; all of it may take MEMORY_SHARE of the memory free.
     """
     size = header_size(path)
     if size is None:
@@ -106,7 +119,8 @@ def check_fits(path: str | Path, scale: int, outscale: float | None, fmt: str, a
     height, width = size
     out_h, out_w = output_size(height, width, scale, outscale)
     available = memory_available() if available is None else available
-    room = available * MEMORY_SHARE - height * width * PIXEL_BYTES - ACTIVATION_BUDGET - STAGE_BUDGET
+    beside = resident_memory() + height * width * PIXEL_BYTES + ACTIVATION_BUDGET + STAGE_BUDGET
+    room = available * MEMORY_SHARE - beside  # what the output image may take
     side = SIDE_LIMITS.get(fmt, math.inf)
 
     def fits(factor: float | None) -> bool:  # None: the model's scale
@@ -120,10 +134,26 @@ def check_fits(path: str | Path, scale: int, outscale: float | None, fmt: str, a
         factor = round(factor - 0.01, 2)
     what = f"{width}x{height} x{outscale or scale:g} is {out_w}x{out_h} ({out_w * out_h / 1e6:,.0f} MP)"
     if out_h * out_w * PIXEL_BYTES > room:
-        why = (f"held whole in memory while it is made: {out_h * out_w * PIXEL_BYTES / 1e9:,.1f} GB, over "
-               f"{MEMORY_SHARE:.0%} of the {available / 1e9:.1f} GB free here")
+        why = (f"held whole in memory while it is made: {out_h * out_w * PIXEL_BYTES / 1e9:,.1f} GB, and {beside / 1e9:.1f} "
+               f"GB beside it are over {MEMORY_SHARE:.0%} of the {available / 1e9:.1f} GB free here")
         fix = f"--outscale {factor:g} fits" if factor > 1 else "nothing larger than the input fits"
     else:
         why = f"over the {side:,} pixels a side {PIL_FORMATS[fmt]} can store"
         fix = "write a PNG (--format png)" + (f", or --outscale {factor:g} fits" if factor > 1 else "")
     raise UserError(f"{quoted(path)}: {what}, {why}; {fix}")
+
+
+@lru_cache(maxsize=None)
+def _scale_of(weights: str) -> int:
+    return int(load_checkpoint(resolve_weights(weights))["scale"])
+
+
+def worth_reading(path: str | Path, weights: str, outscale: float | None) -> bool:
+    """Whether ``path`` enlarged by ``weights`` (a shipped name) fits at all (``check_fits``, as a PNG).
+    The picker reads a whole file to choose its model; a file that cannot be enlarged is not read
+    for it, and is refused where each image is checked."""
+    try:
+        check_fits(path, _scale_of(weights), outscale, "png")
+    except UserError:
+        return False
+    return True

@@ -403,8 +403,9 @@ def _zeros_png(path, width: int, height: int) -> None:
 
 def test_sizes_are_checked_before_any_work_and_the_batch_goes_on(tmp_path, capsys, monkeypatch):
     """Issue 32, row 4: a 236 KB 9000x9000 PNG x4 and --outscale 1000 asked for gigabytes at once.
-    With 8 GB stated free, each is one line naming the size and the --outscale that fits, from the
-    header alone (the file is never decoded); a JPEG over 65,535 pixels a side names a PNG."""
+    With 16 GB free, each is one line naming the size and the --outscale that fits, from the
+    header alone (the file is never decoded); a JPEG over 65,535 pixels a side names a PNG.
+    The figures stated: 16 GB free, 1 GB held by the process already, which counts against them."""
     import sr.outputs
 
     folder = tmp_path / "in"
@@ -412,13 +413,15 @@ def test_sizes_are_checked_before_any_work_and_the_batch_goes_on(tmp_path, capsy
     _zeros_png(folder / "huge.png", 9000, 9000)
     Image.fromarray(smooth_image(np.random.default_rng(9), 48, 64)).save(folder / "small.png")
     Image.fromarray(smooth_image(np.random.default_rng(9), 4, 17000)).save(folder / "wide.png")
-    monkeypatch.setattr(sr.outputs, "memory_available", lambda: 8 * 10**9)
+    monkeypatch.setattr(sr.outputs, "memory_available", lambda: 16 * 10**9)
+    monkeypatch.setattr(sr.outputs, "resident_memory", lambda: 10**9)  # as torch and the models take here, or so
     decoded = []
     real_read = eval_script.read_photo
     monkeypatch.setattr(eval_script, "read_photo", lambda path, **k: decoded.append(path.name) or real_read(path, **k))
     cases = [
         (["--upscale", folder / "huge.png", folder / "small.png"], "huge.png", r"9000x9000 x4 is 36000x36000 \(1,296 MP\), "
-         r"held whole in memory while it is made: 5.2 GB, over 25% of the 8.0 GB free here; --outscale ([\d.]+) fits"),
+         r"held whole in memory while it is made: 5.2 GB, and [\d.]+ GB beside it are over 25% of the 16.0 GB free here; "
+         r"--outscale ([\d.]+) fits"),
         (["--upscale", folder / "small.png", "--outscale", "1000"], "small.png", r"64x48 x1000 is 64000x48000 \(3,072 MP\), "
          r"held whole in memory while it is made: 12.3 GB, .*; --outscale ([\d.]+) fits"),
         (["--upscale", folder / "wide.png", "--format", "jpg"], "wide.png", r"17000x4 x4 is 68000x16 \(1 MP\), over the "
@@ -437,6 +440,13 @@ def test_sizes_are_checked_before_any_work_and_the_batch_goes_on(tmp_path, capsy
             sr.outputs.check_fits(folder / name, 4, float(found.group(1)) * 1.01, fmt)
     assert decoded == ["small.png"]  # only the one that fits was read, and written
     assert [p.name for p in (tmp_path / "out0").iterdir()] == ["small_fsrcnn_x4.png"]
+    # Without --weights the picker reads each file whole to choose its model: not one too large to enlarge.
+    picked, real_pick = [], eval_script.default_weights
+    monkeypatch.setattr(eval_script, "default_weights", lambda path, **k: picked.append(path.name) or real_pick(path, **k))
+    argv = ["--upscale", str(folder / "huge.png"), str(folder / "small.png"), "--out-dir", str(tmp_path / "picked"),
+            "--device", "cpu"]
+    assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
+    assert picked == ["small.png"] and "huge.png: 9000x9000 x4 is 36000x36000" in capsys.readouterr().err
 
 
 def test_ctrl_c_during_a_tiled_image_exits_130_with_one_line_and_no_file(tmp_path, capsys, monkeypatch):
