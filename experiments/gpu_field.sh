@@ -16,17 +16,22 @@
 #    the mild and heavy field kinds together (--eval-degrade, 12 kinds).
 # 3. Its heavy anchor (experiments/cpu_runs/heavy_photo.sh's recipe on the GPU): JPEG/WebP at quality
 #    20-60 and double compression, chosen on the heavy kinds.
+# STEPS=heavy runs only the two heavy anchors, longer than a CPU can (stride 36, 25 and 50 epochs),
+# from the shipped photo models, side by side on the one GPU; the rest of the chain is skipped.
 # Data: BSDS200 is read from $SR_DATA (default .device/datasets, a git-ignored copy to name in
-# `carry`: 50 MB, under the 64 MiB limit); test sets are not needed here and not read.
+# `carry`: 50 MB; with the working tree, under 64 MiB only once the weights no step reads are moved
+# aside for the call); test sets are not needed here and not read.
 # BUDGET_SECONDS (default 540) is a hard deadline: a job still running then is stopped with
-# SIGTERM (it saves; its best.pth so far is kept) and the results are packed anyway.
+# SIGTERM (it saves; its best.pth so far is kept), killed 20 s later if it has not ended (a run once
+# hung after saving, and the whole call ran out before packing), and the results are packed anyway.
 # Output: OUT_DIR/<run>.tar.gz (the run's weights-only best.pth, metrics.csv, args.json), log.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="$1"
 budget="${2:-540}"
 mkdir -p "$out"
-export PYTHONPATH=. PYTHONUNBUFFERED=1 SR_DATA="${SR_DATA:-.device/datasets}"
+# safetensors (the shipped weights' format) from .device/pylib where the machine lacks it (an abi3 wheel's files)
+export PYTHONPATH=.:.device/pylib PYTHONUNBUFFERED=1 SR_DATA="${SR_DATA:-.device/datasets}"
 log="$out/log.txt"
 start=$(date +%s)
 deadline=$(( start + budget ))
@@ -44,8 +49,13 @@ say "$($py -c 'import torch; print("torch", torch.__version__, torch.cuda.get_de
 
 prep() { OMP_NUM_THREADS=2 $py prepare_h5.py --scale 4 --layout lr-hr --color rgb --images BSDS200 --val-images 10 "${images[@]}" "$@" \
   ${PREP_EXTRA:-} >> "$out/prepare.log" 2>&1 || say "prepare failed: $*"; }
-prep --augment --rescale 1 --output $h5/BSDS200_x4_aug.h5 --eval-output $h5/BSDS200-val_x4.h5 &
-prep --patch-size 100 --stride 36 --output $h5/BSDS200_x4.h5 --eval-output $h5/BSDS200-val_x4_b.h5 &
+if [ "${STEPS:-all}" = heavy ]; then
+  prep --patch-size 100 --stride 36 --output $h5/BSDS200_x4.h5 --eval-output $h5/BSDS200-val_x4.h5 &
+  prep --patch-size 100 --stride 200 --color y --output $h5/unused_y.h5 --eval-output $h5/BSDS200-val_x4_y.h5 &
+else
+  prep --augment --rescale 1 --output $h5/BSDS200_x4_aug.h5 --eval-output $h5/BSDS200-val_x4.h5 &
+  prep --patch-size 100 --stride 36 --output $h5/BSDS200_x4.h5 --eval-output $h5/BSDS200-val_x4_b.h5 &
+fi
 wait
 say "data: $(ls $h5 | tr '\n' ' ')"
 
@@ -53,7 +63,7 @@ say "data: $(ls $h5 | tr '\n' ' ')"
 train() {
   local name=$1 script=$2
   shift 2
-  timeout -s TERM "$(left)" $py "$script" "$@" --device "$dev" --out "$runs/$name" > "$out/$name.log" 2>&1
+  timeout -k 20 -s TERM "$(left)" $py "$script" "$@" --device "$dev" --out "$runs/$name" > "$out/$name.log" 2>&1
   local rc=$?
   say "$name exit $rc: $(tail -1 "$runs/$name/metrics.csv" 2>/dev/null)"
   [ -f "$runs/$name/best.pth" ]
@@ -62,6 +72,20 @@ field=(--eval-degrade clean jpeg:75 webp:75 resized resaved noisy jpeg:30 jpeg:4
 heavy_kinds=(--eval-degrade jpeg:30 jpeg:40 webp:30 webp:40 jpeg:50+webp:70 jpeg:40+jpeg:80)
 steps=(--degrade-webp-share 0.35 --degrade-grid-shift-prob 0.5 --degrade-resize-after-prob 0.15 --degrade-second-prob 0.2)
 
+# The heavy mix of experiments/cpu_runs/heavy_photo.sh: JPEG/WebP at quality 20-60, half saved again.
+heavy_mix=(--ema 0.999 --degrade --degrade-clean-prob 0.05 --degrade-blur-prob 0.1 --degrade-blur-sigma 0.2 1.5
+  --degrade-resize-modes bicubic --degrade-noise-prob 0.15 --degrade-noise-sigma 1 5 --degrade-jpeg-prob 1
+  --degrade-jpeg-quality 20 60 --degrade-webp-share 0.4 --degrade-grid-shift-prob 0.5 --degrade-second-prob 0.5
+  --degrade-second-quality 50 90 --degrade-second-noise-sigma 0 2 --degrade-second-swap-prob 0.5 "${heavy_kinds[@]}")
+if [ "${STEPS:-all}" = heavy ]; then
+  train heavy_srresnet_x4 train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
+    --epochs "${epochs:-25}" --batch-size 32 --lr 1e-4 --train $h5/BSDS200_x4.h5 --eval $h5/BSDS200-val_x4.h5 \
+    --init weights/real_srresnet_x4.safetensors --seed 31 --workers 10 "${heavy_mix[@]}" &
+  train heavy_fsrcnn_x4 train_srcnn.py --arch fsrcnn-deep --loss mse --scale 4 --color y \
+    --epochs "${epochs:-50}" --batch-size 32 --lr 1e-4 --last-layer-lr 0.1 --train $h5/BSDS200_x4.h5 \
+    --eval $h5/BSDS200-val_x4_y.h5 --init weights/real_fsrcnn_x4.safetensors --seed 30 --workers 4 "${heavy_mix[@]}" &
+  wait
+else
 train srresnet_x4 train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
   --epochs "${epochs:-8}" --batch-size 64 --lr 5e-4 --train $h5/BSDS200_x4_aug.h5 --eval $h5/BSDS200-val_x4.h5 --seed 0 --workers 4 &&
 train real_mix train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
@@ -75,11 +99,8 @@ train real_jpeg train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 -
   --degrade-noise-prob 0 --degrade-jpeg-prob 1 --degrade-jpeg-quality 60 95 "${steps[@]}" "${field[@]}" &&
 train heavy_srresnet_x4 train_srgan.py --phase pretrain --arch srresnet-noin --loss l1 --scale 4 --color rgb \
   --epochs "${epochs:-9}" --batch-size 32 --lr 5e-5 --train $h5/BSDS200_x4.h5 --eval $h5/BSDS200-val_x4.h5 \
-  --init $runs/real_jpeg/best.pth --seed 2 --workers 12 --ema 0.999 --degrade --degrade-clean-prob 0.05 --degrade-blur-prob 0.1 \
-  --degrade-blur-sigma 0.2 1.5 --degrade-resize-modes bicubic --degrade-noise-prob 0.15 --degrade-noise-sigma 1 5 \
-  --degrade-jpeg-prob 1 --degrade-jpeg-quality 20 60 --degrade-webp-share 0.4 --degrade-grid-shift-prob 0.5 \
-  --degrade-second-prob 0.5 --degrade-second-quality 50 90 --degrade-second-noise-sigma 0 2 --degrade-second-swap-prob 0.5 \
-  "${heavy_kinds[@]}"
+  --init $runs/real_jpeg/best.pth --seed 2 --workers 12 "${heavy_mix[@]}"
+fi
 say "trainings done"
 
 # Weights-only copies (no optimiser state): what comes back is small.
