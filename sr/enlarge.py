@@ -136,6 +136,7 @@ def enlarge(up: Upscaler, photo: Photo, fmt: str = "png", outscale: float | None
         start = time.perf_counter()
         for n, tile in enumerate(tiles):
             held = [_Tile(up, parts, rows, cols, source, tile.rows, tile.cols) for source in sources]
+            release_freed_memory()  # the body's maps, before the pieces allocate theirs
             body = time.perf_counter() - start  # the first tile's network: what each tile's costs
             for m, ((t0, t1), (s0, s1)) in enumerate(tile.pieces):
                 (f0, f1), (g0, g1) = rows.owned(t0, t1), cols.owned(s0, s1)

@@ -31,13 +31,13 @@ if TYPE_CHECKING:  # for the annotation only
 # The feature maps of one tile of the network (or of one piece of SRResNet's tail) may take this
 # much memory on the CPU; on a GPU, GPU_SHARE of the memory it has free. With the CPU figure
 # SRResNet x4 in bf16 runs its body on tiles of about 470 LR pixels a side (its 42-pixel margin
-# adds about a fifth to the body's work) and its tail on pieces of 250, and the enlarger stays
-# within 1.5 x the 8-bit output + 300 MB above the import baseline (docs/speed.md).
+# adds about a fifth to the body's work) and its tail on pieces of 200 (STAGE_BUDGET's), and the
+# enlarger stays within 1.5 x the 8-bit output + 300 MB above the import baseline (docs/speed.md).
 ACTIVATION_BUDGET = 160 * 10**6
 GPU_SHARE = 0.5
 # The float64 stages of a piece (colour, bicubic, rounding) hold a few (3, h, w) arrays of the
 # big grid or the output grid, whichever is larger: about STAGE_BYTES per pixel there.
-STAGE_BUDGET, STAGE_BYTES = 100 * 10**6, 100
+STAGE_BUDGET, STAGE_BYTES = 64 * 10**6, 100
 MIN_TILE = 16  # no tile or piece has a core smaller than this a side unless the image is
 UNKNOWN_TILE = 256  # model-input pixels a side for a network whose layers are hidden (ONNX)
 _PROBE = 16  # the side of the probe input the feature maps are measured on
