@@ -31,13 +31,14 @@ from sr.data.field import check_kind
 from sr.data.images import find_images, save_image
 from sr.data.sets import data_root, resolve_images
 from sr.distributed import available_cores, select_device
-from sr.enlarge import enlarge, faster_note
+from sr.enlarge import ALPHA_UPSAMPLERS, enlarge, faster_note
 from sr.errors import UserError, failure_line, quoted
 from sr.evaluation import evaluate_image, summarise, write_scores
 from sr.figures import side_by_side
 from sr.models.self_ensemble import SelfEnsemble
 from sr.outputs import check_fits, check_writable, output_for, refuse_collisions, worth_reading
-from sr.photo import ALPHA_UPSAMPLERS, PIL_FORMATS, read_photo, write_image
+from sr.photo import read_photo
+from sr.photo_write import PIL_FORMATS, write_image
 from sr.protocol import PROTOCOLS
 from sr.upscaler import AUTO_TILE, AUTO_TILE_ABOVE, Upscaler
 from sr.weights import DEFAULT_WEIGHTS, HEAVY_ANCHORS, PHOTO_MAX_QUALITY, PHOTO_WEIGHTS, Choice, default_weights, named_choice

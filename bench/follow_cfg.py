@@ -113,7 +113,6 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--script", choices=("train_srcnn", "train_srgan"), default="train_srcnn")
     args = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     script = importlib.import_module(args.script)
     from sr.training.config import RunConfig
 

@@ -52,9 +52,13 @@ from tqdm import tqdm
 from sr.color import rgb_to_ycbcr, ycbcr_to_rgb
 from sr.imresize import imresize
 from sr.enlarge_plan import Axis, Parts, output_size, plan, release_freed_memory
-from sr.photo import ALPHA_UPSAMPLERS, OutputKind, Photo, output_kind, output_pixels
+from sr.photo import Photo
+from sr.photo_write import OutputKind, output_kind, output_pixels
 from sr.tiling import plan_tiles, refuse_whole_image_norm, whole_image_norms
 from sr.upscaler import Upscaler
+
+# How the alpha plane is enlarged (``enlarge``'s ``alpha_upsampler``, eval.py's --alpha-upsampler).
+ALPHA_UPSAMPLERS = ("bicubic", "model")
 
 
 def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

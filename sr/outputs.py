@@ -17,7 +17,7 @@ from PIL import Image
 from sr.checkpoint import load_checkpoint
 from sr.enlarge_plan import ACTIVATION_BUDGET, STAGE_BUDGET, output_size
 from sr.errors import UserError, quoted
-from sr.photo import EXTENSIONS, PIL_FORMATS, pick_format
+from sr.photo_write import EXTENSIONS, PIL_FORMATS, pick_format
 from sr.weights import resolve_weights
 
 # Size checks before any work: an enlargement may take this share of the memory free when it

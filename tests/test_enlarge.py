@@ -13,7 +13,8 @@ from sr.imresize import imresize, resize_span, source_span
 from sr.models import MODELS, create_model
 from sr.models.inference_forms import for_inference
 from sr.models.srresnet import SRResNet
-from sr.photo import output_kind, read_photo, write_photo
+from sr.photo import read_photo
+from sr.photo_write import output_kind, write_photo
 from sr.upscaler import Upscaler
 from tests.conftest import ROOT, smooth_image
 from tests.whole_image import enlarge_whole
@@ -53,7 +54,7 @@ def _compare(up: Upscaler, path, fmt="png", outscale=None, alpha_upsampler="bicu
     expected = np.asarray(Image.open(tmp / f"whole.{fmt}")) if fmt == "png" else None
     got = np.asarray(tiled)
     if fmt != "png":  # lossy: compare the pixels before encoding
-        from sr.photo import _image_for
+        from sr.photo_write import _image_for
 
         expected = np.asarray(_image_for(whole, output_kind(whole, fmt)))
     assert got.shape == expected.shape and tiled.mode == kind.mode

@@ -321,12 +321,12 @@ def test_an_unexpected_error_or_a_broken_decoder_is_one_line(tmp_path, capsys, m
     Image.fromarray(smooth_image(np.random.default_rng(5), 14, 12)).save(folder / "b.jpg")
     data = (folder / "b.jpg").read_bytes()
     (folder / "b.jpg").write_bytes(data[: len(data) // 2])  # truncated: the decoder fails half way
-    import sr.photo
+    import sr.photo_write
 
-    monkeypatch.setattr(sr.photo, "output_pixels", lambda *a: (_ for _ in ()).throw(RuntimeError("a bug\nsecond line")))
+    monkeypatch.setattr(sr.photo_write, "output_pixels", lambda *a: (_ for _ in ()).throw(RuntimeError("a bug\nsecond line")))
     import sr.enlarge
 
-    monkeypatch.setattr(sr.enlarge, "output_pixels", sr.photo.output_pixels)
+    monkeypatch.setattr(sr.enlarge, "output_pixels", sr.photo_write.output_pixels)
     argv = ["--weights", "fsrcnn_x2", "--upscale", str(folder), "--out-dir", str(tmp_path / "out"), "--device", "cpu"]
     assert run(eval_script.main, lambda: eval_script.parse_args(argv)) == 2
     err = capsys.readouterr().err
@@ -461,7 +461,7 @@ def test_ctrl_c_during_a_tiled_image_exits_130_with_one_line_and_no_file(tmp_pat
         pieces.append(args)
         if len(pieces) == 3:
             raise KeyboardInterrupt  # as Ctrl-C arriving during the third piece
-        return sr.photo.output_pixels(*args)
+        return sr.photo_write.output_pixels(*args)
 
     monkeypatch.setattr(sr.enlarge, "output_pixels", pixels_or_ctrl_c)
     argv = ["--weights", "fsrcnn_x2", "--upscale", str(tmp_path / "in.png"), "--out-dir", str(tmp_path / "out"),

@@ -10,7 +10,8 @@ import torch
 from sr.enlarge import enlarge, fill_transparent
 from sr.errors import UserError
 from sr.imresize import imresize
-from sr.photo import Photo, pick_format, read_photo, write_image, write_photo
+from sr.photo import Photo, read_photo
+from sr.photo_write import pick_format, write_image, write_photo
 from sr.upscaler import Upscaler
 
 RNG = np.random.default_rng(0)

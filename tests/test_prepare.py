@@ -13,6 +13,7 @@ from sr.data.degradation import downscale, mod_crop, to_planes
 from sr.cli import run
 from sr.errors import UserError
 from sr.data.images import load_rgb, list_images
+from sr.data.packing import PAPER_RESCALE, Packing, choose_images
 from tests.conftest import ROOT, make_h5
 
 
@@ -75,7 +76,7 @@ def test_rescale_adds_each_image_downscaled_and_augment_defaults_to_the_papers_f
 
     train, _ = make_h5(tmp_path, image_folders, 3, "--stride", "9", "--augment")
     with h5py.File(train) as f:
-        assert json.loads(f.attrs["rescale"]) == list(prepare_h5.PAPER_RESCALE)
+        assert json.loads(f.attrs["rescale"]) == list(PAPER_RESCALE)
         assert "--augment --rescale 1 0.9 0.8 0.7 0.6" in f.attrs["command"]
         count = len(f["hr"])
         first = f["hr"][:8]
@@ -83,7 +84,7 @@ def test_rescale_adds_each_image_downscaled_and_augment_defaults_to_the_papers_f
     expected = 0
     for path in list_images(image_folders["train"]):
         image = load_rgb(path)
-        for factor in prepare_h5.PAPER_RESCALE:
+        for factor in PAPER_RESCALE:
             h, w = mod_crop(image if factor == 1 else to_uint8(imresize(image, factor)), 3).shape[:2]
             if min(h, w) >= 33:
                 expected += 8 * ((h - 33) // 9 + 1) * ((w - 33) // 9 + 1)
@@ -217,8 +218,7 @@ def test_hold_out_and_test_sets_go_by_content_not_by_path(tmp_path, image_folder
     with h5py.File(train) as f, h5py.File(val) as g:
         assert f.attrs["images"] == 7 - 2 - 1  # as from the folder alone: no image twice, no held-out one back
         held = set(g["images"])
-    name, files, _, val_files = prepare_h5.choose_images(
-        prepare_h5.Packing.settle(prepare_h5.parse_args([*argv, "--images", "train", str(link)])))
+    name, files, _, val_files = choose_images(Packing.settle(prepare_h5.parse_args([*argv, "--images", "train", str(link)])))
     assert len(files) == 5 and not {f.stem for f in files} & held and len(val_files) == 2
 
     # A data root with a test set: its images, under any name or folder, are never training or validation data.
@@ -251,7 +251,7 @@ def test_a_duplicate_image_does_not_move_the_held_out_images(tmp_path, image_fol
         (folder / path.name).symlink_to(path)
     (folder / "img0_copy.png").write_bytes((image_folders["train"] / "img0.png").read_bytes())
     argv = ["--scale", "3", "--data-root", str(tmp_path), "--images", "train", "--val-images", "3"]
-    _, files, _, val_files = prepare_h5.choose_images(prepare_h5.Packing.settle(prepare_h5.parse_args(argv)))
+    _, files, _, val_files = choose_images(Packing.settle(prepare_h5.parse_args(argv)))
     assert val_files == held_out(list_images(folder), 3)  # chosen over all 8 files, the copy counted
     held_bytes = {path.read_bytes() for path in val_files}
     assert not [path for path in files if path.read_bytes() in held_bytes]  # no held-out content trains
@@ -260,7 +260,7 @@ def test_a_duplicate_image_does_not_move_the_held_out_images(tmp_path, image_fol
     recipe = json.loads((ROOT / "weights" / "fsrcnn_x3.json").read_text())
     recorded = json.loads(recipe["runs"][-1]["data"]["held_out"])
     argv = ["--scale", "3", "--data-root", str(data_root), "--images", "T91", "--val-images", "5"]
-    _, files, _, val_files = prepare_h5.choose_images(prepare_h5.Packing.settle(prepare_h5.parse_args(argv)))
+    _, files, _, val_files = choose_images(Packing.settle(prepare_h5.parse_args(argv)))
     assert [path.name for path in val_files] == recorded == ["t18.png", "t34.png", "t51.png", "t8.png", "tt25.png"]
     assert len(files) == 91 - 5 - 1
 
@@ -294,7 +294,7 @@ def test_no_output_replaces_an_input_or_the_other_output_and_nothing_is_read_fir
     root = own_images["train"].parent
     before = _digests(root)
     monkeypatch.setattr(prepare_h5, "load_rgb", lambda path: pytest.fail(f"read {path} before refusing"))
-    monkeypatch.setattr(prepare_h5, "content_hash", lambda path: pytest.fail(f"hashed {path} before refusing"))
+    monkeypatch.setattr("sr.data.packing.content_hash", lambda path: pytest.fail(f"hashed {path} before refusing"))
     argv = ["--scale", "3", "--images", str(own_images["train"]), "--eval-images", str(own_images["eval"]),
             "--output", str(root / output), "--eval-output", str(root / eval_output)]
     with pytest.raises(UserError, match=message):

@@ -14,10 +14,10 @@ from dataclasses import replace
 import numpy as np
 
 from sr.color import rgb_to_ycbcr, ycbcr_to_rgb
-from sr.enlarge import fill_transparent
+from sr.enlarge import ALPHA_UPSAMPLERS, fill_transparent
 from sr.enlarge_plan import output_size
 from sr.imresize import imresize
-from sr.photo import ALPHA_UPSAMPLERS, Photo
+from sr.photo import Photo
 from sr.protocol import predict
 from sr.upscaler import Upscaler
 
