@@ -11,7 +11,7 @@ seconds eval.py prints for the image (read to written, without start-up and mode
 - small: each shipped x4 model on a 1000x750 JPEG (a 12 MP result), the default tiles ("tiled")
   against ``--tile 100000`` ("whole": the whole network on the whole image in one tile). The two
   alternate (A B A B, ``--runs`` pairs), so a change in the machine's load hits both; medians.
-  Targets (issue 29): tiled/whole <= 1.2, the tiled peak <= 1.5 x the 8-bit output + 300 MB.
+  Targets: tiled/whole <= 1.2, the tiled peak <= 1.5 x the 8-bit output + 300 MB.
 - x4, outscale2: the default model on a 4000x3000 JPEG, x4 (192 MP) and --outscale 2; the time
   against the whole-image time per output pixel of the small case (target: <= 1.3 x).
 

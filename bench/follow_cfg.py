@@ -3,7 +3,7 @@
     python -m bench.follow_cfg                 # train_srcnn.py, one tiny epoch on synthetic images
     python -m bench.follow_cfg --script train_srgan
 
-Issue 24 counts what a reader meets when following the run's config from the script. This
+What a reader meets when following the run's config from the script, counted. This
 measures it on a real run (a few seconds on synthetic images in a temporary folder) with
 ``sys.setprofile``:
 

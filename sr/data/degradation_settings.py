@@ -34,7 +34,7 @@ class DegradationSettings:
     grey_noise_prob: float = 0.4  # share of noisy samples whose noise is the same in R, G and B
     jpeg_prob: float = 0.9
     jpeg_quality: tuple[int, int] = (30, 95)  # inclusive
-    # What files carry besides one aligned JPEG (issue 20); every one off by default, so runs and
+    # What files carry besides one aligned JPEG; every one off by default, so runs and
     # recipes made before them keep their data. The field recipe turns them on by flag.
     webp_share: float = 0.0  # share of compressed samples saved as lossy WebP instead of JPEG (same quality draw)
     grid_shift_prob: float = 0.0  # share of compressions whose 8x8 grid is moved by 0-7 px down and right
