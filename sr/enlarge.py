@@ -131,9 +131,8 @@ def enlarge(up: Upscaler, photo: Photo, fmt: str = "png", outscale: float | None
     if alpha is not None and alpha_upsampler == "model":
         sources.append(np.broadcast_to(photo.alpha[..., None], photo.alpha.shape + (3,)))
     canvas = Image.new(kind.mode, (out_w, out_h))
-    # delay: an image done within a second or two draws no bar (it would only flash beside "wrote ...")
     bar = tqdm(total=sum(len(t.pieces) for t in tiles), desc=progress, unit="tile", leave=False, file=sys.stderr,
-               dynamic_ncols=True, disable=progress is None, delay=2)
+               dynamic_ncols=True, disable=progress is None)
     with ExitStack() as stack:
         stack.enter_context(bar)
         if len(tiles) > 1:

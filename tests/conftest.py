@@ -36,7 +36,7 @@ def _default_data_root() -> Path:
     """$SR_DATA; else ./data when `python -m sr.fetch` has filled it (the scripts' default too); else
     the project's shared copy beside the checkout (../shared/datasets), which CI reads."""
     if os.environ.get("SR_DATA"):
-        return Path(os.environ["SR_DATA"])
+        return Path(os.environ["SR_DATA"]).resolve()  # tests change directory: a relative root would move
     fetched = ROOT / "data"
     return fetched if all((fetched / name).is_dir() for name in SETS) else ROOT.parent / "shared" / "datasets"
 
