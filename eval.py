@@ -106,6 +106,8 @@ def parse_args(argv: list[str] | None = None):
                      help=f"how far a photo model ({', '.join(HEAVY_ANCHORS)}) is blended toward its heavy-compression "
                           "anchor, 0 (not at all) to 1 (default: from the quality read from each file, the lower the "
                           "more, by a ramp chosen on validation photos; docs/photos.md)")
+    src.add_argument("--detail", type=fraction, metavar="D", help="share of a photo model's difference from bicubic kept, 1 "
+                     "as it is (default for a lossy file, chosen on validation: 0.8 real_srresnet_x4, 0.9 real_fsrcnn_x4)")
     compute.add_argument("--tta", action="store_true",
                          help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
                               "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")
@@ -169,15 +171,14 @@ def upscale_mode(args, device) -> list[Path]:
         raise UserError("--upscale needs inputs: files, folders or glob patterns (or --image)")
     if args.output and len(files) > 1:
         raise UserError(f"--output names one file, but the inputs hold {len(files)} images; use --out-dir")
-    # Without --weights each input gets the shipped model for its kind: JPEGs of ordinary
-    # quality the photo model, everything else the clean one; a heavily compressed file the photo
-    # model blended toward its heavy anchor, as is a named photo model. Each model loads once.
+    # Without --weights each input gets the shipped model for its kind (sr.weights.default_weights);
+    # a named photo model follows each file's quality too. Each model loads once.
     check_writable(args.output.parent if args.output else args.out_dir)
     picks = args.weights is None and args.denoise is None and not args.bicubic
     follows = args.weights in HEAVY_ANCHORS and args.denoise is None and not args.tta
     reads = {src: (picks or follows) and worth_reading(src, args.weights or DEFAULT_WEIGHTS, args.outscale) for src in files}
-    chosen = {src: Choice(None, "too large to read") if not reads[src] else default_weights(src, heavy=args.heavy) if picks
-              else named_choice(args.weights, src, heavy=args.heavy) for src in files}
+    chosen = {src: Choice(None, "too large to read") if not reads[src] else default_weights(src, heavy=args.heavy, detail=args.detail)
+              if picks else named_choice(args.weights, src, heavy=args.heavy, detail=args.detail) for src in files}
     upscalers = {c.label: load_upscaler(args, device, args.amp, enlarging=True, choice=c if c.weights else None)
                  for c in chosen.values()}
     jobs = []
@@ -194,7 +195,7 @@ def upscale_mode(args, device) -> list[Path]:
         if picks:
             why = f" ({'; '.join(reasons)}: the default for such inputs; --weights picks one model for all)"
         elif follows:
-            why = f" ({'; '.join(reasons)}; --heavy 0 runs {args.weights} as it is)" if chosen[mine[0]].heavy else ""
+            why = f" ({'; '.join(reasons)}; --heavy 0 --detail 1 runs {args.weights} as it is)" if chosen[mine[0]].label != args.weights else ""
         print(f"{upscaler.describe()}; {len(mine)} image{'s' if len(mine) > 1 else ''}, "
               f"x{args.outscale or upscaler.scale:g}{why}", flush=True)
     written, failed = [], 0

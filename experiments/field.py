@@ -121,7 +121,7 @@ def main(argv=None) -> dict:
     scores: dict = cache.get("scores", {})  # sha:version -> kind -> image -> {psnr, harm, seconds}
     upscalers: dict[str, Upscaler] = {}
     keys = {name: f"{sha256(weights)}:{CACHE_VERSION}" for name, weights in models.items()}  # files may change under a long run
-    blends = set()  # the picker's blends, added as files call for them
+    blends, details = set(), {}  # the picker's blends, added as files call for them, and their pulls toward bicubic
     started = time.perf_counter()
     per_kind: dict[str, dict[str, list[dict]]] = {}
     picks: dict[str, dict[str, int]] = {}
@@ -144,7 +144,8 @@ def main(argv=None) -> dict:
                     blends.add(choice.label)
                     models[choice.label] = work / f"{choice.label.replace(' ', '_')}.pth"
                     save_checkpoint(models[choice.label], load_choice(choice))
-                    keys[choice.label] = f"{sha256(models[choice.label])}:{CACHE_VERSION}"
+                    details[choice.label] = choice.detail  # the pull toward bicubic is no part of the weights
+                    keys[choice.label] = f"{sha256(models[choice.label])}:{CACHE_VERSION}:detail {choice.detail:g}"
             for name, weights in models.items():
                 peer_skipped = name in peers and (kind not in args.peer_kinds or (args.peer_images and index >= args.peer_images))
                 if (name in blends and name not in picked) or peer_skipped:
@@ -153,6 +154,7 @@ def main(argv=None) -> dict:
                 if path.stem not in cached or figure:
                     if name not in upscalers:
                         upscalers[name] = Upscaler.load(weights, amp=False)
+                        upscalers[name].detail = details.get(name, 1.0)
                     t = time.perf_counter()
                     scored = upscalers[name].score(lr, hr)
                     seconds = time.perf_counter() - t

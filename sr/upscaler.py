@@ -23,8 +23,10 @@ import torch
 from torch import nn
 
 from sr.checkpoint import is_checkpoint, load_checkpoint, model_from_checkpoint
+from sr.color import rgb_to_y
 from sr.data.degradation import model_input, upscale
 from sr.errors import UserError
+from sr.imresize import imresize
 from sr.models.inference_forms import for_inference
 from sr.onnx_runtime import OnnxModel
 from sr.precision import Precision, choose_precision
@@ -45,6 +47,8 @@ class Upscaler:
     "rgb"; ``layout``: "upsampled" (fed the bicubic enlargement) or "lr-hr". ``precision``
     says whether it runs under bf16 autocast and channels-last. ``tile``: the side, in
     model-input pixels, of the tiles the whole network runs on; None sizes them automatically.
+    ``detail``: the share of the network's difference from bicubic that is kept (1: its output as
+    it is; ``sr.weights.Anchor.detail`` for a lossy file), in enlarging and scoring alike.
     """
 
     def __init__(self, net: nn.Module | None, *, arch: str, scale: int, color: str = "rgb", layout: str = "lr-hr",
@@ -55,6 +59,7 @@ class Upscaler:
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device.type, None, False)
         self.path, self.tile = path, tile
+        self.detail = 1.0
 
     @classmethod
     def load(cls, spec: str | Path, device: torch.device | str = "cpu", amp: bool | None = None,
@@ -99,8 +104,11 @@ class Upscaler:
         """What the picker chose for a file: a shipped model, blended toward its heavy anchor when the
         file was heavily compressed (``sr.weights.load_choice``)."""
         if not choice.heavy:
-            return cls.load(choice.weights, device, amp, tile)
-        return cls.from_state(load_choice(choice), device, amp, tile, resolve_weights(choice.weights))
+            up = cls.load(choice.weights, device, amp, tile)
+        else:
+            up = cls.from_state(load_choice(choice), device, amp, tile, resolve_weights(choice.weights))
+        up.detail = choice.detail
+        return up
 
     @classmethod
     def blend(cls, strength: float, device: torch.device | str = "cpu", amp: bool | None = None,
@@ -149,5 +157,9 @@ class Upscaler:
         lr_pixels = lr.shape[0] * lr.shape[1]
         tile = self.tile or (AUTO_TILE if lr_pixels > AUTO_TILE_ABOVE else None)
         pred = predict(self.net, inputs, self.input_scale, self.device, self.precision, tile)
+        if self.detail != 1:  # toward bicubic (unrounded, in the model's colour), as the enlarger does
+            big = imresize(lr.astype(np.float64), float(self.scale))
+            bicubic = torch.from_numpy((rgb_to_y(big)[None] if pred.shape[0] == 1 else big.transpose(2, 0, 1)) / 255.0)
+            pred = (bicubic + self.detail * (pred.double() - bicubic)).clamp(0, 1).float()
         image = to_rgb_image(pred, upscale(lr, self.scale) if pred.shape[0] == 1 else None)
         return Scored(image, score(pred, hr, self.scale, protocol))

@@ -32,28 +32,39 @@ class Anchor(NamedTuple):
     double compression (experiments/cpu_runs/heavy_photo.sh), and the ramp of the blend toward it over
     the quality read from a file: none at ``start`` and above, all of it at ``full`` and below, linear
     between. Each ramp is chosen on BSDS200-val over the mild and heavy field kinds together
-    (``experiments.heavy_rule``; docs/photos.md)."""
+    (``experiments.heavy_rule``; docs/photos.md).
+
+    ``detail``: the share of the model's difference from bicubic kept for a file read as lossy
+    (out = bicubic + detail x (model - bicubic)): the value with the highest mean gain over the lossy
+    field kinds on BSDS200-val among those harming at most 2% (SRResNet) or 3% (FSRCNN) of 32x32
+    blocks on each kind (``experiments.detail_rule``; docs/photos.md). SRResNet sharpens block edges
+    it cannot undo: pulled back a fifth, it loses nothing on validation and harms half as many blocks."""
 
     name: str
     start: int
     full: int
+    detail: float = 1.0
 
 
-HEAVY_ANCHORS = {"real_srresnet_x4": Anchor("heavy_srresnet_x4", 100, 30), "real_fsrcnn_x4": Anchor("heavy_fsrcnn_x4", 95, 60)}
+HEAVY_ANCHORS = {"real_srresnet_x4": Anchor("heavy_srresnet_x4", 100, 30, 0.8),
+                 "real_fsrcnn_x4": Anchor("heavy_fsrcnn_x4", 95, 60, 0.9)}
 
 
 class Choice(NamedTuple):
-    """The shipped model for a file, why (what was read from it), and how far toward the photo
-    model's heavy anchor it is blended (0: not at all)."""
+    """The shipped model for a file, why (what was read from it), how far toward the photo model's
+    heavy anchor it is blended (0: not at all), and how much of its detail over bicubic is kept."""
 
     weights: str
     reason: str
     heavy: float = 0.0
+    detail: float = 1.0
 
     @property
     def label(self) -> str:
-        """A name for what runs: "real_srresnet_x4", or "real_srresnet_x4 +heavy 0.5"."""
-        return f"{self.weights} +heavy {self.heavy:g}" if self.heavy else self.weights
+        """A name for what runs: "real_srresnet_x4", or "real_srresnet_x4 +heavy 0.5 detail 0.8"."""
+        if not self.heavy and self.detail == 1:
+            return self.weights  # None for a file too large to read: the --weights or default model
+        return f"{self.weights}{f' +heavy {self.heavy:g}' if self.heavy else ''}{f' detail {self.detail:g}' if self.detail != 1 else ''}"
 
 
 def heavy_strength(quality: int | None, anchor: Anchor) -> float:
@@ -64,18 +75,22 @@ def heavy_strength(quality: int | None, anchor: Anchor) -> float:
 
 
 def with_heavy(weights: str, quality: int | None, reason: str, weights_dir: Path | None = None,
-               heavy: float | None = None) -> Choice:
+               heavy: float | None = None, lossy: bool = True, detail: float | None = None) -> Choice:
     """``weights`` for a file whose quality was read as ``quality``: blended toward its heavy anchor by
-    ``heavy_strength`` (or by ``heavy``, --heavy) when it has one shipped beside it, as it is otherwise."""
+    ``heavy_strength`` (or by ``heavy``, --heavy) when it has one shipped beside it, and for a
+    ``lossy`` file pulled toward bicubic by the anchor's ``detail`` (or ``detail``, --detail); as it is otherwise."""
     anchor = HEAVY_ANCHORS.get(weights)
     if not anchor or not shipped_file(anchor.name, weights_dir):
         return Choice(weights, reason)
     strength = heavy_strength(quality, anchor) if heavy is None else heavy
     how = "heavy compression" if heavy is None else "--heavy"
-    return Choice(weights, reason + (f"; {how}: {strength:g} toward {anchor.name}" if strength else ""), strength)
+    kept = (anchor.detail if lossy else 1.0) if detail is None else detail
+    return Choice(weights, reason + (f"; {how}: {strength:g} toward {anchor.name}" if strength else "")
+                  + (f"; {kept:g} of its detail over bicubic kept" if kept != 1 else ""), strength, kept)
 
 
-def default_weights(path: str | Path, weights_dir: Path | None = None, heavy: float | None = None) -> Choice:
+def default_weights(path: str | Path, weights_dir: Path | None = None, heavy: float | None = None,
+                    detail: float | None = None) -> Choice:
     """The shipped model that enlarges ``path`` when no --weights is given, and why, in words.
 
     The photo model for what went through lossy compression: a JPEG saved at quality
@@ -87,23 +102,26 @@ def default_weights(path: str | Path, weights_dir: Path | None = None, heavy: fl
     read = history.describe()
     if history.container == "jpeg":
         if history.quality <= PHOTO_MAX_QUALITY:
-            return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read}: quality {PHOTO_MAX_QUALITY} or lower", weights_dir, heavy)
+            return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read}: quality {PHOTO_MAX_QUALITY} or lower", weights_dir,
+                              heavy, detail=detail)
         return Choice(DEFAULT_WEIGHTS, f"{read}: quality above {PHOTO_MAX_QUALITY}")
     if history.lossy:
-        return with_heavy(PHOTO_WEIGHTS, history.quality, read, weights_dir, heavy)
+        return with_heavy(PHOTO_WEIGHTS, history.quality, read, weights_dir, heavy, detail=detail)
     if history.blockiness >= BLOCKY:
-        return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read} >= {BLOCKY}: compression blocks", weights_dir, heavy)
+        return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read} >= {BLOCKY}: compression blocks", weights_dir, heavy,
+                          detail=detail)
     return Choice(DEFAULT_WEIGHTS, f"{history.container} without compression damage")
 
 
-def named_choice(weights: str, path: str | Path, weights_dir: Path | None = None, heavy: float | None = None) -> Choice:
+def named_choice(weights: str, path: str | Path, weights_dir: Path | None = None, heavy: float | None = None,
+                 detail: float | None = None) -> Choice:
     """``--weights NAME`` for ``path``: a photo model with a heavy anchor is blended toward it by the
     quality read from the file, as the default is; any other model runs as it is."""
     if weights not in HEAVY_ANCHORS:
         return Choice(weights, "given by --weights")
     history = read_history(path)
-    quality = history.quality if history.lossy or (history.blockiness or 0) >= BLOCKY else None
-    return with_heavy(weights, quality, history.describe(), weights_dir, heavy)
+    lossy = history.lossy or (history.blockiness or 0) >= BLOCKY
+    return with_heavy(weights, history.quality if lossy else None, history.describe(), weights_dir, heavy, lossy, detail)
 
 
 def load_choice(choice: Choice, weights_dir: Path | None = None) -> dict[str, Any]:

@@ -87,6 +87,18 @@ def test_tiled_equals_whole_image_for_every_kind_and_model(files, tmp_path, arch
         assert _compare(up, files / kind, outscale=outscale, tmp=tmp_path) <= 1, outscale
 
 
+@pytest.mark.parametrize("arch,scale,color,tile", [CASES[0], CASES[3]])
+def test_a_pull_toward_bicubic_tiles_like_the_whole_image(files, tmp_path, arch, scale, color, tile):
+    """Anchor.detail below 1, a Y model and an RGB one: the tiled pieces pull toward the same
+    bicubic as the whole image does, and the pull changes the picture."""
+    up = _upscaler(arch, scale, color, tile=tile)
+    plain = np.asarray(enlarge(up, read_photo(files / "rgb.png", compact=True), "png")[0]).astype(int)
+    up.detail = 0.5
+    assert _compare(up, files / "rgb.png", outscale=3.7, tmp=tmp_path) <= 1
+    pulled = np.asarray(enlarge(up, read_photo(files / "rgb.png", compact=True), "png")[0]).astype(int)
+    assert np.abs(pulled - plain).max() > 2
+
+
 @pytest.mark.parametrize("arch", ["srresnet", "fsrcnn-in"])
 @pytest.mark.parametrize("tile", [16, None])
 def test_instance_norm_models_tile_with_whole_image_statistics(files, tmp_path, arch, tile, small_budgets, monkeypatch):

@@ -43,8 +43,8 @@ def test_a_png_screenshot_of_a_jpeg_goes_to_the_photo_model_and_a_clean_png_does
     Image.fromarray(field_degrade(photo_hr, 4, "resaved")).save(tmp_path / "screenshot.png")
     Image.fromarray(field_degrade(photo_hr, 4, "webp:75")).save(tmp_path / "webp_screenshot.png")
     save_field_lr(photo_hr, 4, "clean", tmp_path / "clean")
-    name, why, _ = default_weights(tmp_path / "screenshot.png")
-    assert name == PHOTO_WEIGHTS and "compression blocks" in why
+    choice = default_weights(tmp_path / "screenshot.png")
+    assert choice.weights == PHOTO_WEIGHTS and "compression blocks" in choice.reason
     assert default_weights(tmp_path / "webp_screenshot.png")[0] == PHOTO_WEIGHTS
     assert default_weights(tmp_path / "clean.png") == Choice(DEFAULT_WEIGHTS, "png without compression damage")
 
@@ -125,7 +125,7 @@ def test_no_anchor_no_blend_and_a_blend_loads_as_the_photo_model(tmp_path, photo
     assert default_weights(tmp_path / "x.jpg", anchored).heavy == 0.0
     (tmp_path / "away.safetensors").rename(anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS].name}.safetensors")
     choice = default_weights(tmp_path / "x.jpg", anchored, heavy=1.0)
-    assert choice.label == f"{PHOTO_WEIGHTS} +heavy 1"
+    assert choice.label == f"{PHOTO_WEIGHTS} +heavy 1 detail {HEAVY_ANCHORS[PHOTO_WEIGHTS].detail:g}"
     state = load_choice(choice, anchored)  # the anchor here is a copy: the blend is the photo model itself
     alone = load_choice(Choice(PHOTO_WEIGHTS, ""), anchored)
     assert state["name"] == PHOTO_WEIGHTS
@@ -133,3 +133,20 @@ def test_no_anchor_no_blend_and_a_blend_loads_as_the_photo_model(tmp_path, photo
     # --weights NAME of a model with an anchor follows the file too; one without runs as it is.
     assert named_choice(PHOTO_WEIGHTS, tmp_path / "x.jpg", anchored).heavy == default_weights(tmp_path / "x.jpg", anchored).heavy > 0
     assert named_choice("fsrcnn_x4", tmp_path / "x.jpg", anchored) == Choice("fsrcnn_x4", "given by --weights")
+
+
+def test_a_lossy_file_keeps_the_photo_models_detail_share_and_a_clean_one_all(tmp_path, photo_hr, anchored):
+    """The pull toward bicubic (Anchor.detail) applies to what the file shows was compressed, never
+    to a clean file, and --detail given by the user wins."""
+    lr = Image.fromarray(downscale(photo_hr, 4))
+    lr.save(tmp_path / "x.jpg", quality=60)
+    lr.save(tmp_path / "x.png")
+    detail = HEAVY_ANCHORS[PHOTO_WEIGHTS].detail
+    assert detail < 1  # chosen on validation (experiments.detail_rule): SRResNet keeps 0.8
+    lossy = default_weights(tmp_path / "x.jpg", anchored)
+    assert lossy.detail == detail and f"{detail:g} of its detail over bicubic kept" in lossy.reason
+    assert named_choice(PHOTO_WEIGHTS, tmp_path / "x.jpg", anchored).detail == detail
+    assert named_choice(PHOTO_WEIGHTS, tmp_path / "x.png", anchored).detail == 1.0  # nothing read: as it is
+    assert default_weights(tmp_path / "x.png", anchored) == Choice(DEFAULT_WEIGHTS, "png without compression damage")
+    assert default_weights(tmp_path / "x.jpg", anchored, detail=1.0).detail == 1.0
+    assert "detail" not in default_weights(tmp_path / "x.jpg", anchored, detail=1.0).label

@@ -212,6 +212,10 @@ def test_without_weights_ordinary_jpegs_get_the_photo_model_and_the_rest_the_cle
     photo_lines = [line for line in printed.splitlines() if f"{PHOTO_WEIGHTS}.safetensors" in line]
     assert sum(int(re.search(r"; (\d+) images?, x", line).group(1)) for line in photo_lines) == 2
     assert any(f"JPEG q60: quality {PHOTO_MAX_QUALITY} or lower" in line for line in photo_lines)  # what was read, and why
+    assert all("0.8 of its detail over bicubic kept" in line for line in photo_lines)  # and the pull toward bicubic
+    eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / "photo.jpg"), "--out-dir", str(out / "as_is"),
+                                             "--device", "cpu", "--detail", "1"]))
+    assert "detail" not in capsys.readouterr().out  # --detail 1: the model's output as it is
     # --weights picks one model for every input, JPEG or not.
     eval_script.main(eval_script.parse_args(["--upscale", str(tmp_path / "photo.jpg"), str(tmp_path / "clean.png"),
                                              "--out-dir", str(out / "one"), "--device", "cpu", "--weights", "fsrcnn_x4"]))

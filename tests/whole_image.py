@@ -26,7 +26,8 @@ def enlarge_rgb(up: Upscaler, rgb: np.ndarray) -> np.ndarray:
     """(h, w, 3) RGB in [0, 255], uint8 or float -> (h * scale, w * scale, 3) float in [0, 255], unrounded.
 
     Upsampled-layout models get the float bicubic enlargement, Y models the float Y; a Y
-    model's output takes its colour (Cb, Cr) from the bicubic enlargement.
+    model's output takes its colour (Cb, Cr) from the bicubic enlargement. ``up.detail`` below 1
+    pulls the output (RGB, or a Y model's Y) toward the bicubic enlargement.
     """
     rgb = np.asarray(rgb, dtype=np.float64)
     if up.net is None:
@@ -35,10 +36,13 @@ def enlarge_rgb(up: Upscaler, rgb: np.ndarray) -> np.ndarray:
     def forward(planes: np.ndarray) -> np.ndarray:  # (C, h, w) in [0, 255] -> (C, H, W) float32 in [0, 1]
         return predict(up.net, planes, up.input_scale, up.device, up.precision).numpy()
 
+    def toward_bicubic(big: np.ndarray, bicubic: np.ndarray) -> np.ndarray:
+        return np.clip(bicubic + up.detail * (np.clip(big, 0, 255) - bicubic), 0, 255)
+
     if up.color == "rgb":
         source = imresize(rgb, up.scale) if up.layout == "upsampled" else rgb
         big = forward(source.transpose(2, 0, 1)).transpose(1, 2, 0) * np.float32(255.0)
-        return np.clip(big, 0, 255, out=big)
+        return toward_bicubic(big, imresize(rgb, up.scale)) if up.detail != 1 else np.clip(big, 0, 255, out=big)
     # YCbCr is affine per pixel and bicubic is linear with weights summing to 1, so enlarging
     # the LR's YCbCr equals taking YCbCr of the enlarged RGB (to float rounding).
     ycbcr = rgb_to_ycbcr(rgb)
@@ -50,6 +54,8 @@ def enlarge_rgb(up: Upscaler, rgb: np.ndarray) -> np.ndarray:
         big = np.empty(y.shape + (3,))
         big[..., 0] = y * 255.0
         big[..., 1:] = imresize(ycbcr[..., 1:], up.scale)
+    if up.detail != 1:
+        big[..., 0] = toward_bicubic(big[..., 0], imresize(ycbcr[..., 0], up.scale))
     big = ycbcr_to_rgb(big)
     return np.clip(big, 0, 255, out=big)
 
