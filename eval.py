@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None):
                          help="degrade the LR further by a Pillow JPEG save at quality Q (after the bicubic downscaling)")
     scoring.add_argument("--degrade", type=_field_kind, metavar="KIND",
                          help="make the LR as a kind of real file instead: jpeg:Q, webp:Q, resized, resaved, noisy or "
-                              "clean (README, 'The field benchmark', says exactly how each is made)")
+                              "clean (docs/photos.md, 'The field benchmark', says exactly how each is made)")
     scoring.add_argument("--json", type=Path, help="also write the scores as JSON here")
     scoring.add_argument("--data-root", help="folder holding Set5/, Set14/, ... (default: $SR_DATA, else ./data)")
 
@@ -102,11 +102,11 @@ def parse_args(argv: list[str] | None = None):
                       help=f"instead of --weights: {DEFAULT_WEIGHTS} and {PHOTO_WEIGHTS} blended weight by weight, 0 the "
                            "clean model, 1 the photo model (Real-ESRGAN's -dn); lower keeps more fine texture and more "
                            "compression damage")
-    src.add_argument("--heavy", type=fraction, metavar="S",
+    big.add_argument("--heavy", type=fraction, metavar="S",
                      help=f"how far a photo model ({', '.join(HEAVY_ANCHORS)}) is blended toward its heavy-compression "
                           "anchor, 0 (not at all) to 1 (default: from the quality read from each file, the lower the "
                           "more, by a ramp chosen on validation photos; docs/photos.md)")
-    src.add_argument("--detail", type=fraction, metavar="D", help="share of a photo model's difference from bicubic kept, 1 "
+    big.add_argument("--detail", type=fraction, metavar="D", help="share of a photo model's difference from bicubic kept, 1 "
                      "as it is (default for a lossy file, chosen on validation: 0.8 real_srresnet_x4, 0.9 real_fsrcnn_x4)")
     compute.add_argument("--tta", action="store_true",
                          help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
