@@ -476,3 +476,21 @@ def test_a_resume_with_another_runs_optimizer_state_is_refused_in_one_line(tmp_p
     save_checkpoint(tmp_path / "fewer.pth", {k: v for k, v in state.items() if k != "format"})
     with pytest.raises(UserError, match=r"--resume: the checkpoint's optimizer has 5 parameters in its group 1; SRCNN's has 6"):
         train_srcnn.main(train_srcnn.parse_args(["--resume", str(tmp_path / "fewer.pth")]))
+
+
+def test_a_worker_handshake_cut_by_a_stop_prints_nothing_and_other_thread_errors_still_print(capsys):
+    """A stop that cuts a worker's fd handshake (multiprocessing's resource_sharer thread) once put a
+    traceback beside the one-line stop message; only that case is silenced."""
+    import threading
+
+    from sr.training.loader import _quiet_handshakes_cut_by_a_stop as hook
+
+    scope: dict = {}
+    exec(compile("def serve():\n    raise ConnectionResetError(104, 'Connection reset by peer')\n",  # noqa: S102
+                 "/usr/lib/python3/multiprocessing/resource_sharer.py", "exec"), scope)
+    for raise_it, printed in ((scope["serve"], False), (lambda: 1 / 0, True)):
+        try:
+            raise_it()
+        except Exception as exc:  # noqa: BLE001
+            hook(threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, None)))
+        assert ("Traceback" in capsys.readouterr().err) == printed
