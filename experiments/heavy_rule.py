@@ -9,7 +9,9 @@ would have), its quality read back as the picker reads it, and enlarged by the p
 toward the anchor at strengths 0, 0.25, ..., 1 (Y PSNR through training's own ``evaluate``, fp32).
 Every ramp (strength 0 at quality FROM and above, 1 at FULL and below, linear between) is then
 scored by the mean over all kinds of the PSNR its strengths give, rounded to the nearest strength
-measured; the best ramp is printed with the per-kind table. Test sets are not read.
+measured; the best ramp is printed with the per-kind table. ``--detail D`` pulls every output
+toward bicubic as the enlarger does for a lossy file (``sr.weights.Anchor.detail``), so the ramp
+is chosen for what runs. Test sets are not read.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import numpy as np
 import torch
 
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
+from sr.color import rgb_to_y
 from sr.data.degradation import model_input
 from sr.data.field import FIELD_KINDS, HEAVY_KINDS, check_kind, field_degrade, save_field_lr
 from sr.data.h5 import load_eval_set
 from sr.file_history import read_history
+from sr.imresize import imresize
 from sr.models import MODELS
 from sr.protocol import predict, score
 from sr.weights import BLOCKY, blended_checkpoint, resolve_weights
@@ -55,6 +59,7 @@ def main(argv=None) -> dict:
     p.add_argument("anchor", help="its heavy anchor (checkpoint)")
     p.add_argument("--kinds", nargs="+", type=check_kind, default=[*FIELD_KINDS, *HEAVY_KINDS])
     p.add_argument("--json", type=Path, help="write the per-image scores and the chosen ramp here")
+    p.add_argument("--detail", type=float, default=1.0, help="share of the model's difference from bicubic kept")
     args = p.parse_args(argv)
     photo, anchor = (load_checkpoint(resolve_weights(w)) for w in (args.photo, args.anchor))
     models = {s: model_from_checkpoint(blended_checkpoint(photo, anchor, s)) for s in STRENGTHS}
@@ -67,9 +72,16 @@ def main(argv=None) -> dict:
         for i, im in enumerate(images):
             saved = save_field_lr(im.hr, SCALE, kind, work / f"{i}_{kind.replace(':', '').replace('+', '_')}")
             quality.setdefault(kind, []).append(read_quality(saved))
-            inputs = model_input(field_degrade(im.hr, SCALE, kind), SCALE, spec.layout, color)
+            lr = field_degrade(im.hr, SCALE, kind)
+            inputs = model_input(lr, SCALE, spec.layout, color)
+            big = imresize(lr.astype(np.float64), float(SCALE))
+            bicubic = torch.from_numpy((rgb_to_y(big)[None] if color == "y" else big.transpose(2, 0, 1)) / 255.0)
+
+            def pulled(pred: torch.Tensor) -> torch.Tensor:
+                return (bicubic + args.detail * (pred.double() - bicubic)).clamp(0, 1).float() if args.detail != 1 else pred
+
             psnr.setdefault(kind, []).append(
-                [score(predict(models[s], inputs, spec.input_scale(SCALE), torch.device("cpu")), im.hr, SCALE)["psnr"]
+                [score(pulled(predict(models[s], inputs, spec.input_scale(SCALE), torch.device("cpu"))), im.hr, SCALE)["psnr"]
                  for s in STRENGTHS])
         table = np.array(psnr[kind])
         print(f"{kind:18s} read q {sorted(set(quality[kind]), key=lambda q: (q is None, q))}  "
@@ -87,7 +99,7 @@ def main(argv=None) -> dict:
     none = float(np.mean([np.mean([row[0] for row in psnr[k]]) for k in args.kinds]))
     print(f"no blend: {none:.4f}; best ramp: from {best[0]} to {best[1]}: {rules[best]:.4f} (mean Y PSNR over the kinds)")
     if args.json:
-        args.json.write_text(json.dumps({"photo": args.photo, "anchor": args.anchor, "strengths": STRENGTHS,
+        args.json.write_text(json.dumps({"photo": args.photo, "anchor": args.anchor, "detail": args.detail, "strengths": STRENGTHS,
                                          "psnr": psnr, "quality": quality, "no_blend": none,
                                          "best": {"from": best[0], "full": best[1], "psnr": rules[best]}}, indent=1))
     return {"best": best, "rules": rules}
