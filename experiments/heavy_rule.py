@@ -25,14 +25,12 @@ import numpy as np
 import torch
 
 from sr.checkpoint import load_checkpoint, model_from_checkpoint
-from sr.color import rgb_to_y
 from sr.data.degradation import model_input
 from sr.data.field import FIELD_KINDS, HEAVY_KINDS, check_kind, field_degrade, save_field_lr
 from sr.data.h5 import load_eval_set
 from sr.file_history import read_history
-from sr.imresize import imresize
 from sr.models import MODELS
-from sr.protocol import predict, score
+from sr.protocol import predict, score, toward_bicubic
 from sr.weights import BLOCKY, blended_checkpoint, resolve_weights
 from experiments.val_kinds import SCALE, val_file
 
@@ -74,15 +72,9 @@ def main(argv=None) -> dict:
             quality.setdefault(kind, []).append(read_quality(saved))
             lr = field_degrade(im.hr, SCALE, kind)
             inputs = model_input(lr, SCALE, spec.layout, color)
-            big = imresize(lr.astype(np.float64), float(SCALE))
-            bicubic = torch.from_numpy((rgb_to_y(big)[None] if color == "y" else big.transpose(2, 0, 1)) / 255.0)
-
-            def pulled(pred: torch.Tensor) -> torch.Tensor:
-                return (bicubic + args.detail * (pred.double() - bicubic)).clamp(0, 1).float() if args.detail != 1 else pred
-
-            psnr.setdefault(kind, []).append(
-                [score(pulled(predict(models[s], inputs, spec.input_scale(SCALE), torch.device("cpu"))), im.hr, SCALE)["psnr"]
-                 for s in STRENGTHS])
+            psnr.setdefault(kind, []).append([score(toward_bicubic(predict(models[s], inputs, spec.input_scale(SCALE),
+                                                                           torch.device("cpu")), lr, SCALE, args.detail),
+                                                    im.hr, SCALE)["psnr"] for s in STRENGTHS])
         table = np.array(psnr[kind])
         print(f"{kind:18s} read q {sorted(set(quality[kind]), key=lambda q: (q is None, q))}  "
               + "  ".join(f"s={s:g}: {v:.3f}" for s, v in zip(STRENGTHS, table.mean(axis=0))), flush=True)

@@ -241,12 +241,12 @@ class _Tile:
         x = torch.from_numpy(np.ascontiguousarray(planes))[None].to(up.device, torch.float32) / 255.0
         return x.contiguous(memory_format=torch.channels_last) if up.precision.channels_last else x
 
-    def _bicubic(self, b0: int, b1: int, c0: int, c1: int, planes: int | slice) -> np.ndarray:
-        """The bicubic enlargement on big-grid pixels [b0, b1) x [c0, c1), unrounded: the first
-        ``planes`` of the LR's planes (RGB, or YCbCr for a Y model), or that slice of them."""
+    def _bicubic(self, b0: int, b1: int, c0: int, c1: int, planes: slice) -> np.ndarray:
+        """The bicubic enlargement on big-grid pixels [b0, b1) x [c0, c1), unrounded, of those of the
+        LR's planes (RGB, or YCbCr for a Y model)."""
         rows, cols = self.rows, self.cols
         (t, b), (lt, rt) = rows.lr_span_for_big(b0, b1), cols.lr_span_for_big(c0, c1)
-        lr = self._planes(t, b, lt, rt)[planes if isinstance(planes, slice) else slice(planes)]
+        lr = self._planes(t, b, lt, rt)[planes]
         return cols.bicubic_big(rows.bicubic_big(lr, 1, b0, b1, t), 2, c0, c1, lt)
 
     def _toward(self, model: np.ndarray, bicubic: np.ndarray) -> np.ndarray:
@@ -276,13 +276,13 @@ class _Tile:
             big = self._model(b0, b1, c0, c1)
             big = np.clip(big, 0, 255, out=big).astype(np.float64)
             if self.up.detail != 1:  # toward bicubic: out = bicubic + detail x (model - bicubic)
-                big = self._toward(big, self._bicubic(b0, b1, c0, c1, 3))
+                big = self._toward(big, self._bicubic(b0, b1, c0, c1, slice(0, 3)))
         else:  # a Y model's chroma: the bicubic enlargement of the LR's CbCr (bicubic is linear, YCbCr
             # affine, so this is the CbCr of the enlarged RGB; an upsampled-layout model's input has the same)
-            ycbcr = self._bicubic(b0, b1, c0, c1, 3 if self.up.detail != 1 else slice(1, 3))
+            pull = self.up.detail != 1  # then the bicubic Y too, to pull the model's Y toward
+            ycbcr = self._bicubic(b0, b1, c0, c1, slice(0 if pull else 1, 3))
             y = self._model(b0, b1, c0, c1)[:1].astype(np.float64)
-            ycbcr = np.concatenate([self._toward(y, ycbcr[:1]) if self.up.detail != 1 else y, ycbcr[-2:]])
-            big = ycbcr_to_rgb(ycbcr.transpose(1, 2, 0))
+            big = ycbcr_to_rgb(np.concatenate([self._toward(y, ycbcr[:1]) if pull else y, ycbcr[-2:]]).transpose(1, 2, 0))
             big = np.clip(big, 0, 255, out=big).transpose(2, 0, 1)
         if grey:
             big = big.mean(axis=0, keepdims=True)  # resized on one plane

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from sr.color import rgb_to_y_tensor, rgb_to_ycbcr, ycbcr_to_rgb
+from sr.color import rgb_to_y, rgb_to_y_tensor, rgb_to_ycbcr, ycbcr_to_rgb
 from sr.data.degradation import downscale, mod_crop, to_uint8, upscale
 from sr.errors import UserError
+from sr.imresize import imresize
 from sr.data.images import load_rgb
 from sr.metrics import psnr, smallest_scored_side, ssim
 from sr.precision import Precision
@@ -125,6 +126,16 @@ def bicubic_score(lr: np.ndarray, hr: np.ndarray, scale: int, protocol: str = "b
     """Plain bicubic under the same protocol."""
     up = upscale(lr, scale)
     return Scored(up, score(torch.from_numpy(up.transpose(2, 0, 1) / 255.0), hr, scale, protocol))
+
+
+def toward_bicubic(pred: torch.Tensor, lr: np.ndarray, scale: int, detail: float) -> torch.Tensor:
+    """A model's (C, H, W) output in [0, 1] pulled toward the unrounded bicubic enlargement of ``lr``
+    in the model's colour (Y for C = 1): bicubic + detail x (pred - bicubic) (sr.weights.Anchor.detail)."""
+    if detail == 1:
+        return pred
+    big = imresize(lr.astype(np.float64), float(scale))
+    bicubic = torch.from_numpy((rgb_to_y(big)[None] if pred.shape[0] == 1 else big.transpose(2, 0, 1)) / 255.0)
+    return (bicubic + detail * (pred.double() - bicubic)).clamp(0, 1).float()
 
 
 def to_rgb_image(pred: torch.Tensor, bicubic_rgb: np.ndarray | None) -> np.ndarray:

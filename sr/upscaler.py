@@ -23,14 +23,12 @@ import torch
 from torch import nn
 
 from sr.checkpoint import is_checkpoint, load_checkpoint, model_from_checkpoint
-from sr.color import rgb_to_y
 from sr.data.degradation import model_input, upscale
 from sr.errors import UserError
-from sr.imresize import imresize
 from sr.models.inference_forms import for_inference
 from sr.onnx_runtime import OnnxModel
 from sr.precision import Precision, choose_precision
-from sr.protocol import Scored, bicubic_score, predict, score, to_rgb_image
+from sr.protocol import Scored, bicubic_score, predict, score, to_rgb_image, toward_bicubic
 from sr.weights import DEFAULT_WEIGHTS, PHOTO_WEIGHTS, Choice, blended_checkpoint, load_choice, resolve_weights
 from sr.zoo import load_zoo
 
@@ -157,9 +155,6 @@ class Upscaler:
         lr_pixels = lr.shape[0] * lr.shape[1]
         tile = self.tile or (AUTO_TILE if lr_pixels > AUTO_TILE_ABOVE else None)
         pred = predict(self.net, inputs, self.input_scale, self.device, self.precision, tile)
-        if self.detail != 1:  # toward bicubic (unrounded, in the model's colour), as the enlarger does
-            big = imresize(lr.astype(np.float64), float(self.scale))
-            bicubic = torch.from_numpy((rgb_to_y(big)[None] if pred.shape[0] == 1 else big.transpose(2, 0, 1)) / 255.0)
-            pred = (bicubic + self.detail * (pred.double() - bicubic)).clamp(0, 1).float()
+        pred = toward_bicubic(pred, lr, self.scale, self.detail)  # as the enlarger does
         image = to_rgb_image(pred, upscale(lr, self.scale) if pred.shape[0] == 1 else None)
         return Scored(image, score(pred, hr, self.scale, protocol))
