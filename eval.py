@@ -149,9 +149,6 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, choice: Choic
     return upscaler
 
 
-# ---------------------------------------------------------------------- enlarging
-
-
 def _advise(src: Path, upscaler: Upscaler, photo, amp: bool | None, left: float) -> None:
     """Over LONG_RUN seconds left, one line names the faster model of the enlargement's kind; it goes on as asked."""
     if left > LONG_RUN and upscaler.name in FASTER:
@@ -302,6 +299,8 @@ def main(args) -> dict | list[Path]:
     """Scores (a summary dict) for --dataset/--image; the written files for --upscale."""
     torch.set_num_threads(args.threads)  # before any model loads: onnxruntime takes the count when it does
     device = select_device(args.device)
+    if (args.heavy, args.detail) != (None, None) and (args.upscale is None or args.denoise is not None or args.bicubic):
+        raise UserError("--heavy and --detail shape a photo model's enlargement: --upscale, without --denoise or --bicubic")
     if args.upscale is not None:
         return upscale_mode(args, device)
     if args.image is None and args.dataset is None:

@@ -144,7 +144,8 @@ class Upscaler:
         if self.net is None:
             return f"bicubic x{self.scale}"
         how = "onnxruntime fp32 on the CPU" if self.is_onnx else self.precision.describe()
-        return f"{self.arch} x{self.scale} ({self.color}, {self.layout}) from {self.path}; {how}"
+        source = self.path or f"{self.name}, blended here"  # --denoise: two shipped models, never a file
+        return f"{self.arch} x{self.scale} ({self.color}, {self.layout}) from {source}; {how}"
 
     def score(self, lr: np.ndarray, hr: np.ndarray, protocol: str = "basicsr") -> Scored:
         """Reconstruct ``lr`` ((h, w, 3) uint8) from the model input training data holds, and

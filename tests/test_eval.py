@@ -107,6 +107,8 @@ def test_cli_failures_are_one_line_without_a_traceback(tmp_path, photo):
         (["--bicubic", "--scale", "3", "--image", str(tmp_path / "notes.txt")], "not an image file"),
         (["--bicubic", "--scale", "3", "--dataset", str(tmp_path / "nowhere")], "nowhere: no such file or folder"),
         (["--bicubic", "--scale", "3", "--dataset", "Urban100", "--data-root", str(tmp_path)], "dataset 'Urban100' not found"),
+        (["--denoise", "0.5", "--detail", "0.5", "--upscale", str(photo)], "--heavy and --detail shape a photo model's"),
+        (["--weights", "fsrcnn_x3", "--heavy", "0", "--image", str(photo)], "--heavy and --detail shape a photo model's"),
     ]
     for argv, message in cases:
         result = subprocess.run([sys.executable, "eval.py", *argv], cwd=ROOT, capture_output=True, text=True)
