@@ -35,7 +35,7 @@ from sr.enlarge import ALPHA_UPSAMPLERS, enlarge, faster_note
 from sr.errors import UserError, failure_line, quoted
 from sr.evaluation import evaluate_image, summarise, write_scores
 from sr.figures import side_by_side
-from sr.models.self_ensemble import SelfEnsemble
+from sr.models.self_ensemble import PASSES, SelfEnsemble
 from sr.outputs import check_fits, check_writable, output_for, refuse_collisions, worth_reading
 from sr.photo import read_photo
 from sr.photo_write import PIL_FORMATS, write_image
@@ -108,16 +108,26 @@ def parse_args(argv: list[str] | None = None):
                           "more, by a ramp chosen on validation photos; docs/photos.md)")
     big.add_argument("--detail", type=fraction, metavar="D", help="share of a photo model's difference from bicubic kept, 1 "
                      "as it is (default for a lossy file, chosen on validation: 0.8 real_srresnet_x4, 0.9 real_fsrcnn_x4)")
+    compute.add_argument("--passes", type=int, choices=PASSES, metavar="N",
+                         help="self-ensemble: average the model over N flips and rotations of its input, each turned "
+                              f"back ({', '.join(map(str, PASSES))}; N times the time; default 1, and for a lossy file "
+                              "enlarged by a photo model the number chosen on validation photos: "
+                              + ", ".join(f"{a.passes} {w}" for w, a in HEAVY_ANCHORS.items()) + ")")
     compute.add_argument("--tta", action="store_true",
-                         help="self-ensemble: average the model over the 8 flips and rotations of its input (8x the time; "
-                              "EDSR's '+'; scores so made are reported apart, never as a model's single-pass figure)")
+                         help="--passes 8, every flip and rotation (EDSR's '+'; scores so made are reported apart, never "
+                              "as a model's single-pass figure)")
     compute.add_argument("--tile", type=positive_int, help="run the whole network on tiles of N model-input pixels (default: "
                          "enlarging sizes tiles by the memory the model's feature maps take, a small image in one; scoring "
                          f"uses {AUTO_TILE} over {int(AUTO_TILE_ABOVE ** 0.5)}x{int(AUTO_TILE_ABOVE ** 0.5)} pixels)")
     compute.add_argument("--threads", type=positive_int, default=available_cores(),
                          help=f"CPU threads (default: {available_cores()} here: $OMP_NUM_THREADS when it is set, else "
                               "every core this process may use)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.tta:
+        if args.passes not in (None, 8):
+            p.error(f"--tta is --passes 8; it contradicts --passes {args.passes}")
+        args.passes = 8
+    return args
 
 
 def _field_kind(text: str) -> str:
@@ -144,8 +154,8 @@ def load_upscaler(args, device, amp: bool | None, enlarging: bool, choice: Choic
         upscaler = Upscaler.chosen(choice or Choice(args.weights or DEFAULT_WEIGHTS, ""), device, amp, args.tile)
     if args.scale is not None and args.scale != upscaler.scale:
         raise UserError(f"--scale {args.scale} contradicts the checkpoint, which is x{upscaler.scale}")
-    if args.tta:
-        upscaler.net = SelfEnsemble(upscaler.net)
+    if args.passes and upscaler.passes != args.passes:  # a choice carries its own; --denoise and scoring take them here
+        upscaler.net = SelfEnsemble(upscaler.net, args.passes)
     return upscaler
 
 
@@ -174,8 +184,10 @@ def upscale_mode(args, device) -> list[Path]:
     picks = args.weights is None and args.denoise is None and not args.bicubic
     follows = args.weights in HEAVY_ANCHORS and args.denoise is None and not args.tta
     reads = {src: (picks or follows) and worth_reading(src, args.weights or DEFAULT_WEIGHTS, args.outscale) for src in files}
-    chosen = {src: Choice(None, "too large to read") if not reads[src] else default_weights(src, heavy=args.heavy, detail=args.detail)
-              if picks else named_choice(args.weights, src, heavy=args.heavy, detail=args.detail) for src in files}
+    chosen = {src: Choice(None, "too large to read") if not reads[src] else default_weights(src, heavy=args.heavy, detail=args.detail,
+                                                                                                passes=args.passes)
+              if picks else named_choice(args.weights, src, heavy=args.heavy, detail=args.detail, passes=args.passes)
+              for src in files}
     upscalers = {c.label: load_upscaler(args, device, args.amp, enlarging=True, choice=c if c.weights else None)
                  for c in chosen.values()}
     jobs = []
@@ -192,7 +204,7 @@ def upscale_mode(args, device) -> list[Path]:
         if picks:
             why = f" ({'; '.join(reasons)}: the default for such inputs; --weights picks one model for all)"
         elif follows:
-            why = f" ({'; '.join(reasons)}; --heavy 0 --detail 1 runs {args.weights} as it is)" if chosen[mine[0]].label != args.weights else ""
+            why = f" ({'; '.join(reasons)}; --heavy 0 --detail 1 --passes 1 runs {args.weights} as it is)" if chosen[mine[0]].label != args.weights else ""
         print(f"{upscaler.describe()}; {len(mine)} image{'s' if len(mine) > 1 else ''}, "
               f"x{args.outscale or upscaler.scale:g}{why}", flush=True)
     written, failed = [], 0
@@ -244,7 +256,7 @@ def _setting(args, scale: int) -> str:
     """What was measured, for the printed titles."""
     text = f"PSNR (dB) / SSIM on Y{' rounded as MATLAB' if args.protocol == 'matlab' else ''}, border {scale} px cropped"
     return (text + (f", LR JPEG q{args.jpeg}" if args.jpeg is not None else "") + (f", LR {args.degrade}" if args.degrade else "")
-            + (", self-ensemble x8 (+)" if args.tta else ""))
+            + (", self-ensemble x8 (+)" if args.passes == 8 else f", self-ensemble of {args.passes} passes" if args.passes else ""))
 
 
 def image_mode(args, upscaler: Upscaler | None, scale: int) -> dict:
@@ -301,6 +313,8 @@ def main(args) -> dict | list[Path]:
     device = select_device(args.device)
     if (args.heavy, args.detail) != (None, None) and (args.upscale is None or args.denoise is not None or args.bicubic):
         raise UserError("--heavy and --detail shape a photo model's enlargement: --upscale, without --denoise or --bicubic")
+    if args.passes and args.bicubic:
+        raise UserError("--passes and --tta average a model over flips of its input; --bicubic runs none")
     if args.upscale is not None:
         return upscale_mode(args, device)
     if args.image is None and args.dataset is None:
@@ -311,7 +325,7 @@ def main(args) -> dict | list[Path]:
     summary = image_mode(args, upscaler, scale) if args.image else dataset_mode(args, upscaler, scale)
     if args.json:
         write_scores(args.json, summary, scale=scale, upscaler=upscaler, source=args.dataset or ", ".join(args.image),
-                     protocol=args.protocol, jpeg=args.jpeg, degrade=args.degrade, tta=args.tta)
+                     protocol=args.protocol, jpeg=args.jpeg, degrade=args.degrade, passes=args.passes or 1)
     return summary
 
 

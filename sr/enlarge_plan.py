@@ -22,6 +22,7 @@ from torch import nn
 
 from sr.errors import UserError
 from sr.imresize import resize_span, source_span
+from sr.models.self_ensemble import SelfEnsemble
 from sr.models.srresnet import SRResNet
 from sr.tiling import receptive_radius
 
@@ -60,9 +61,10 @@ class Parts(NamedTuple):
         net = up.net
         if net is None:
             return cls(None, None, 0, 0)
-        if isinstance(net, SRResNet) and up.tile is None:
-            return cls(net.features, net.reconstruct, receptive_radius(nn.ModuleList([net.head, net.trunk])),
-                       receptive_radius(nn.ModuleList([net.upsample, net.tail])))
+        inner = net.net if isinstance(net, SelfEnsemble) else net  # an ensemble keeps SRResNet's parts apart too
+        if isinstance(inner, SRResNet) and up.tile is None:
+            return cls(net.features, net.reconstruct, receptive_radius(nn.ModuleList([inner.head, inner.trunk])),
+                       receptive_radius(nn.ModuleList([inner.upsample, inner.tail])))
         return cls(net, None, receptive_radius(net), 0)
 
 

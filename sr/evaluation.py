@@ -62,7 +62,7 @@ def summarise(evaluations: list[Evaluation]) -> dict:
 
 
 def write_scores(path: Path, summary: dict, *, scale: int, upscaler: Upscaler | None, source: str, protocol: str,
-                 jpeg: int | None, degrade: str | None, tta: bool) -> None:
+                 jpeg: int | None, degrade: str | None, passes: int = 1) -> None:
     """The scores as JSON (atomically): the model's means (bicubic's without one), bicubic's, what was
     measured and how, and the per-image rows."""
     main = summary.get("model_mean", summary["bicubic_mean"])
@@ -70,7 +70,7 @@ def write_scores(path: Path, summary: dict, *, scale: int, upscaler: Upscaler | 
     doc = {"psnr": main["psnr"], "ssim": main["ssim"], "bicubic_psnr": bic["psnr"], "bicubic_ssim": bic["ssim"],
            "scale": scale, "model": upscaler.arch if upscaler else "bicubic",
            "weights": str(upscaler.path) if upscaler else None, "source": source,
-           "protocol": protocol, "jpeg": jpeg, "degrade": degrade, "tta": tta,
+           "protocol": protocol, "jpeg": jpeg, "degrade": degrade, "tta": passes == 8, "passes": passes,
            "precision": upscaler.precision.name if upscaler else "fp32",
            "protocol_details": f"Y (BT.601, {'rounded as MATLAB rgb2ycbcr' if protocol == 'matlab' else 'unrounded'}), "
                                f"border {scale} px cropped, MATLAB bicubic degradation, 8-bit"

@@ -26,6 +26,7 @@ from sr.checkpoint import is_checkpoint, load_checkpoint, model_from_checkpoint
 from sr.data.degradation import model_input, upscale
 from sr.errors import UserError
 from sr.models.inference_forms import for_inference
+from sr.models.self_ensemble import SelfEnsemble
 from sr.onnx_runtime import OnnxModel
 from sr.precision import Precision, choose_precision
 from sr.protocol import Scored, bicubic_score, predict, score, to_rgb_image, toward_bicubic
@@ -106,6 +107,8 @@ class Upscaler:
         else:
             up = cls.from_state(load_choice(choice), device, amp, tile, resolve_weights(choice.weights))
         up.detail = choice.detail
+        if choice.passes != 1:
+            up.net = SelfEnsemble(up.net, choice.passes)
         return up
 
     @classmethod
@@ -131,7 +134,12 @@ class Upscaler:
 
     @property
     def is_onnx(self) -> bool:
-        return isinstance(self.net, OnnxModel)
+        return isinstance(self.net.net if isinstance(self.net, SelfEnsemble) else self.net, OnnxModel)
+
+    @property
+    def passes(self) -> int:
+        """Self-ensemble passes the network runs (1: none; ``sr.models.self_ensemble``)."""
+        return self.net.passes if isinstance(self.net, SelfEnsemble) else 1
 
     @property
     def input_scale(self) -> int:
@@ -145,7 +153,8 @@ class Upscaler:
             return f"bicubic x{self.scale}"
         how = "onnxruntime fp32 on the CPU" if self.is_onnx else self.precision.describe()
         source = self.path or f"{self.name}, blended here"  # --denoise: two shipped models, never a file
-        return f"{self.arch} x{self.scale} ({self.color}, {self.layout}) from {source}; {how}"
+        passes = f", self-ensemble of {self.passes} passes" if self.passes != 1 else ""
+        return f"{self.arch} x{self.scale} ({self.color}, {self.layout}) from {source}; {how}{passes}"
 
     def score(self, lr: np.ndarray, hr: np.ndarray, protocol: str = "basicsr") -> Scored:
         """Reconstruct ``lr`` ((h, w, 3) uint8) from the model input training data holds, and

@@ -12,6 +12,7 @@ from sr.enlarge_plan import Parts, activation_budget, choose_grid, plan, tile_co
 from sr.imresize import imresize, resize_span, source_span
 from sr.models import MODELS, create_model
 from sr.models.inference_forms import for_inference
+from sr.models.self_ensemble import SelfEnsemble
 from sr.models.srresnet import SRResNet
 from sr.photo import read_photo
 from sr.photo_write import output_kind, write_photo
@@ -97,6 +98,21 @@ def test_a_pull_toward_bicubic_tiles_like_the_whole_image(files, tmp_path, arch,
     assert _compare(up, files / "rgb.png", outscale=3.7, tmp=tmp_path) <= 1
     pulled = np.asarray(enlarge(up, read_photo(files / "rgb.png", compact=True), "png")[0]).astype(int)
     assert np.abs(pulled - plain).max() > 2
+
+
+@pytest.mark.parametrize("arch,color", [("srresnet-noin", None), ("fsrcnn-paper", None)])
+def test_self_ensemble_passes_tile_like_the_whole_image(files, tmp_path, small_budgets, arch, color):
+    """Anchor.passes on SRResNet (whose body and tail the enlarger otherwise runs apart) and on a Y
+    model: the tiles of the averaged network give the whole image's averaged picture, on many tiles."""
+    up = _upscaler(arch, 2, color)
+    plain = np.asarray(enlarge(up, read_photo(files / "rgb.png", compact=True), "png")[0]).astype(int)
+    up.net = SelfEnsemble(up.net, 2)
+    parts = Parts.of(up)
+    assert (parts.tail is not None) == (arch == "srresnet-noin")  # SRResNet's body and tail stay apart
+    assert len(plan(up, parts, 23, 29, 3.7**2)) > 1
+    assert _compare(up, files / "rgb.png", outscale=3.7, tmp=tmp_path) <= 1
+    two = np.asarray(enlarge(up, read_photo(files / "rgb.png", compact=True), "png")[0]).astype(int)
+    assert np.abs(two - plain).max() > 2  # a randomly initialised network is far from mirror-blind
 
 
 @pytest.mark.parametrize("arch", ["srresnet", "fsrcnn-in"])

@@ -109,6 +109,8 @@ def test_cli_failures_are_one_line_without_a_traceback(tmp_path, photo):
         (["--bicubic", "--scale", "3", "--dataset", "Urban100", "--data-root", str(tmp_path)], "dataset 'Urban100' not found"),
         (["--denoise", "0.5", "--detail", "0.5", "--upscale", str(photo)], "--heavy and --detail shape a photo model's"),
         (["--weights", "fsrcnn_x3", "--heavy", "0", "--image", str(photo)], "--heavy and --detail shape a photo model's"),
+        (["--bicubic", "--scale", "3", "--passes", "2", "--image", str(photo)], "--bicubic runs none"),
+        (["--weights", "fsrcnn_x3", "--tta", "--passes", "2", "--image", str(photo)], "--tta is --passes 8"),
     ]
     for argv, message in cases:
         result = subprocess.run([sys.executable, "eval.py", *argv], cwd=ROOT, capture_output=True, text=True)

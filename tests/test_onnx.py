@@ -175,8 +175,8 @@ def test_eval_enlarges_with_an_onnx_file_as_with_the_checkpoint(exported, name, 
     onnx_path = exported[name][2].path
     common = ["--image", str(photo), "--upscale", "--device", "cpu"]
     eval_script.main(eval_script.parse_args(["--weights", str(onnx_path), *common, "--output", str(tmp_path / "onnx.png")]))
-    # --detail 1: a named photo model follows what the file shows (this PNG reads as blocky); the ONNX file runs as it is
-    eval_script.main(eval_script.parse_args(["--weights", name, "--no-amp", "--detail", "1", *common,
+    # --detail 1 --passes 1: a named photo model follows what the file shows (this PNG reads as blocky); the ONNX file runs as it is
+    eval_script.main(eval_script.parse_args(["--weights", name, "--no-amp", "--detail", "1", "--passes", "1", *common,
                                              "--output", str(tmp_path / "torch.png")]))
     got, ref = (np.asarray(Image.open(tmp_path / f)).astype(int) for f in ("onnx.png", "torch.png"))
     scale, (h, w) = exported[name][1]["scale"], PHOTO_HW

@@ -1,5 +1,6 @@
-"""--tta: the mean over the 8 flips/rotations, each turned back."""
+"""--passes / --tta: the mean over flips and rotations, each turned back."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -33,3 +34,16 @@ def test_a_model_under_self_ensemble_keeps_its_output_shape_and_stays_close():
         single, ensemble = model(x), SelfEnsemble(model)(x)
     assert ensemble.shape == single.shape == (1, 1, 30, 36)
     assert not torch.equal(ensemble, single)
+
+
+def test_fewer_passes_average_the_first_flips_in_mirror_pairs():
+    x = torch.rand(1, 1, 6, 7)
+    left = lambda t: t[..., :1].expand_as(t)  # noqa: E731 (a network that sees only its left column)
+    two = SelfEnsemble(left, passes=2)(x)
+    assert torch.allclose(two, (x[..., :1] + x[..., -1:]).expand_as(x) / 2)  # as it is, and flipped left-right
+    four = SelfEnsemble(left, passes=4)(x)
+    assert torch.allclose(four, two)  # upside down changes nothing for a column: the pairs agree
+    assert not torch.allclose(SelfEnsemble(left, passes=8)(x), two)  # the rotations see rows
+    assert torch.equal(SelfEnsemble(left, passes=1)(x), left(x))
+    with pytest.raises(ValueError, match="one of"):
+        SelfEnsemble(left, passes=3)
