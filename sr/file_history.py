@@ -2,7 +2,9 @@
 
     history = read_history("photo.webp")   # History(container="webp", lossy=True, quality=None, blockiness=...)
 
-* JPEG: the quality its luminance quantisation table was scaled from (``sr.jpeg_quality``).
+* JPEG: the quality its luminance quantisation table was scaled from (``sr.jpeg_quality``), and
+  the quality of an earlier, heavier JPEG save on a shifted grid when its pixels still show one
+  (a downloaded photo cropped and saved again; ``sr.jpeg_quality.earlier_quality``).
 * WebP: lossy when the file holds a ``VP8 `` bitstream (VP8L is lossless), read from the RIFF
   chunks; its quality from the bitstream's quantiser indices (``sr.webp_quality``).
 * Anything else (PNG, TIFF, lossless WebP, BMP): the pixels are measured for compression damage.
@@ -12,7 +14,8 @@
   Where an 8-pixel grid shows, the JPEG quality the pixels were decoded from is read off their
   DCT coefficients at that grid (``sr.jpeg_quality.pixel_quality``), when they allow it.
 
-Only the central ``MAX_SIDE`` x ``MAX_SIDE`` pixels are measured, so the cost is bounded whatever the image size.
+Only the central ``MAX_SIDE`` x ``MAX_SIDE`` pixels are measured (``EARLIER_SIDE`` for the earlier
+save, under a second on two cores), so the cost is bounded whatever the image size.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sr.jpeg_quality import jpeg_quality, pixel_quality
+from sr.jpeg_quality import earlier_quality, jpeg_quality, pixel_quality
 from sr.webp_quality import webp_quality
 
 MAX_SIDE = 1024
+EARLIER_SIDE = 384  # 18 000 blocks; the 120x80 validation images, with 150, already show an earlier save
 PERIODS = (8, 4)
 STEP_CLIP = 6.0  # luma levels
 PIXEL_QUALITY_GRID = 0.02  # blockiness above which a lossless file's JPEG quality is looked for (clean LR: up to 0.035)
@@ -39,11 +43,18 @@ class History:
     lossy: bool  # the container itself is lossy (JPEG, lossy WebP)
     quality: int | None = None  # the estimated quality of the last lossy save (JPEG or WebP); None: not read
     blockiness: float | None = None  # measured for lossless containers only
+    earlier: int | None = None  # a JPEG's earlier, heavier save on a shifted grid (its quality), when found
+
+    @property
+    def heaviest(self) -> int | None:
+        """The lowest quality the file was saved at: the earlier save's when one was found."""
+        return self.earlier if self.earlier is not None else self.quality
 
     def describe(self) -> str:
-        """What was read, in a few words: "JPEG q38", "lossy WebP q40", "png, 8x8 grid of JPEG q40"."""
+        """What was read, in a few words: "JPEG q38", "JPEG q80 over an earlier q40 on a shifted grid",
+        "lossy WebP q40", "png, block grid 0.12 from a JPEG q40"."""
         if self.container == "jpeg":
-            return f"JPEG q{self.quality}"
+            return f"JPEG q{self.quality}" + (f" over an earlier q{self.earlier} on a shifted grid" if self.earlier else "")
         if self.lossy:
             return "lossy WebP" + (f" q{self.quality}" if self.quality else "")
         grid = f", block grid {self.blockiness:.2f}" if self.blockiness else ""
@@ -108,18 +119,34 @@ def grid_phase(luma: np.ndarray, period: int = 8) -> tuple[int, int]:
     return phase[0], phase[1]
 
 
-def _central_luma(img: Image.Image) -> np.ndarray:
+def _central_luma(img: Image.Image, side: int = MAX_SIDE) -> np.ndarray:
     w, h = img.size
-    left, top = max(0, (w - MAX_SIDE) // 2), max(0, (h - MAX_SIDE) // 2)
-    crop = img.crop((left, top, min(w, left + MAX_SIDE), min(h, top + MAX_SIDE)))
+    left, top = max(0, (w - side) // 2), max(0, (h - side) // 2)
+    crop = img.crop((left, top, min(w, left + side), min(h, top + side)))
     return np.asarray(crop.convert("L"))
+
+
+def _earlier_jpeg(path: str | Path, quality: int) -> int | None:
+    """The quality of an earlier JPEG save below ``quality`` that the decoded pixels show, or None.
+    The crop starts on the file's own 8x8 grid, so the phase found is the earlier grid's offset."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            left, top = max(0, (w - EARLIER_SIDE) // 2) // 8 * 8, max(0, (h - EARLIER_SIDE) // 2) // 8 * 8
+            rgb = np.asarray(img.crop((left, top, min(w, left + EARLIER_SIDE), min(h, top + EARLIER_SIDE))).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    # JPEG's own luma (BT.601) unrounded: Pillow's "L" rounds, which blurs the steps being fitted.
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    found = earlier_quality(luma, below=quality)
+    return found[0] if found else None
 
 
 def read_history(path: str | Path) -> History:
     """The file's container and, for lossless ones, the compression damage its pixels show."""
     quality = jpeg_quality(path)
     if quality is not None:
-        return History("jpeg", True, quality=quality)
+        return History("jpeg", True, quality=quality, earlier=_earlier_jpeg(path, quality))
     lossy_webp = webp_is_lossy(path)
     if lossy_webp:
         return History("webp", True, quality=webp_quality(path))

@@ -34,37 +34,44 @@ class Anchor(NamedTuple):
     between. Each ramp is chosen on BSDS200-val over the mild and heavy field kinds together
     (``experiments.heavy_rule``; docs/photos.md).
 
-    ``detail``: the share of the model's difference from bicubic kept for a file read as lossy
-    (out = bicubic + detail x (model - bicubic)): the value with the highest mean gain over the lossy
-    field kinds on BSDS200-val among those harming at most 2% (SRResNet) or 3% (FSRCNN) of 32x32
-    blocks on each kind (``experiments.detail_rule``; docs/photos.md). SRResNet sharpens block edges
-    it cannot undo: pulled back a fifth, it loses nothing on validation and harms half as many blocks."""
+    ``passes``: the self-ensemble passes (``sr.models.self_ensemble``) for a file read as lossy, and
+    ``detail``: the share of the model's difference from bicubic then kept (out = bicubic + detail x
+    (model - bicubic)). Chosen together on BSDS200-val (``experiments.passes_rule``, docs/photos.md):
+    for each number of passes, the detail with the highest mean gain over the lossy field kinds
+    among those harming at most 2% (SRResNet) or 3% (FSRCNN) of 32x32 blocks on each kind; of up to
+    2 passes (twice the time of one, a cost fixed beforehand), the best. SRResNet sharpens block
+    edges it cannot undo: pulled back a fifth, it harms half as many blocks and loses nothing;
+    two passes, the input as it is and flipped, add 0.02 dB and harm fewer blocks still."""
 
     name: str
     start: int
     full: int
     detail: float = 1.0
+    passes: int = 1
 
 
-HEAVY_ANCHORS = {"real_srresnet_x4": Anchor("heavy_srresnet_x4", 100, 30, 0.8),
-                 "real_fsrcnn_x4": Anchor("heavy_fsrcnn_x4", 95, 60, 0.9)}
+HEAVY_ANCHORS = {"real_srresnet_x4": Anchor("heavy_srresnet_x4", 100, 30, 0.8, 2),
+                 "real_fsrcnn_x4": Anchor("heavy_fsrcnn_x4", 95, 60, 1.0, 2)}
 
 
 class Choice(NamedTuple):
     """The shipped model for a file, why (what was read from it), how far toward the photo model's
-    heavy anchor it is blended (0: not at all), and how much of its detail over bicubic is kept."""
+    heavy anchor it is blended (0: not at all), how much of its detail over bicubic is kept, and
+    over how many self-ensemble passes it runs."""
 
     weights: str
     reason: str
     heavy: float = 0.0
     detail: float = 1.0
+    passes: int = 1
 
     @property
     def label(self) -> str:
-        """A name for what runs: "real_srresnet_x4", or "real_srresnet_x4 +heavy 0.5 detail 0.8"."""
-        if not self.heavy and self.detail == 1:
+        """A name for what runs: "real_srresnet_x4", or "real_srresnet_x4 +heavy 0.5 detail 0.8 passes 2"."""
+        if not self.heavy and self.detail == 1 and self.passes == 1:
             return self.weights  # None for a file too large to read: the --weights or default model
-        return f"{self.weights}{f' +heavy {self.heavy:g}' if self.heavy else ''}{f' detail {self.detail:g}' if self.detail != 1 else ''}"
+        return (f"{self.weights}{f' +heavy {self.heavy:g}' if self.heavy else ''}"
+                f"{f' detail {self.detail:g}' if self.detail != 1 else ''}{f' passes {self.passes}' if self.passes != 1 else ''}")
 
 
 def heavy_strength(quality: int | None, anchor: Anchor) -> float:
@@ -75,22 +82,25 @@ def heavy_strength(quality: int | None, anchor: Anchor) -> float:
 
 
 def with_heavy(weights: str, quality: int | None, reason: str, weights_dir: Path | None = None,
-               heavy: float | None = None, lossy: bool = True, detail: float | None = None) -> Choice:
+               heavy: float | None = None, lossy: bool = True, detail: float | None = None,
+               passes: int | None = None) -> Choice:
     """``weights`` for a file whose quality was read as ``quality``: blended toward its heavy anchor by
     ``heavy_strength`` (or by ``heavy``, --heavy) when it has one shipped beside it, and for a
-    ``lossy`` file pulled toward bicubic by the anchor's ``detail`` (or ``detail``, --detail); as it is otherwise."""
+    ``lossy`` file pulled toward bicubic by the anchor's ``detail`` (or ``detail``, --detail) and run
+    over its ``passes`` (or ``passes``, --passes); as it is otherwise."""
     anchor = HEAVY_ANCHORS.get(weights)
     if not anchor or not shipped_file(anchor.name, weights_dir):
-        return Choice(weights, reason)
+        return Choice(weights, reason, passes=passes or 1)
     strength = heavy_strength(quality, anchor) if heavy is None else heavy
     how = "heavy compression" if heavy is None else "--heavy"
     kept = (anchor.detail if lossy else 1.0) if detail is None else detail
+    runs = (anchor.passes if lossy else 1) if passes is None else passes
     return Choice(weights, reason + (f"; {how}: {strength:g} toward {anchor.name}" if strength else "")
-                  + (f"; {kept:g} of its detail over bicubic kept" if kept != 1 else ""), strength, kept)
+                  + (f"; {kept:g} of its detail over bicubic kept" if kept != 1 else ""), strength, kept, runs)
 
 
 def default_weights(path: str | Path, weights_dir: Path | None = None, heavy: float | None = None,
-                    detail: float | None = None) -> Choice:
+                    detail: float | None = None, passes: int | None = None) -> Choice:
     """The shipped model that enlarges ``path`` when no --weights is given, and why, in words.
 
     The photo model for what went through lossy compression: a JPEG saved at quality
@@ -101,27 +111,28 @@ def default_weights(path: str | Path, weights_dir: Path | None = None, heavy: fl
     history = read_history(path)
     read = history.describe()
     if history.container == "jpeg":
-        if history.quality <= PHOTO_MAX_QUALITY:
-            return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read}: quality {PHOTO_MAX_QUALITY} or lower", weights_dir,
-                              heavy, detail=detail)
-        return Choice(DEFAULT_WEIGHTS, f"{read}: quality above {PHOTO_MAX_QUALITY}")
+        if history.heaviest <= PHOTO_MAX_QUALITY:
+            return with_heavy(PHOTO_WEIGHTS, history.heaviest, f"{read}: quality {PHOTO_MAX_QUALITY} or lower", weights_dir,
+                              heavy, detail=detail, passes=passes)
+        return Choice(DEFAULT_WEIGHTS, f"{read}: quality above {PHOTO_MAX_QUALITY}", passes=passes or 1)
     if history.lossy:
-        return with_heavy(PHOTO_WEIGHTS, history.quality, read, weights_dir, heavy, detail=detail)
+        return with_heavy(PHOTO_WEIGHTS, history.quality, read, weights_dir, heavy, detail=detail, passes=passes)
     if history.blockiness >= BLOCKY:
         return with_heavy(PHOTO_WEIGHTS, history.quality, f"{read} >= {BLOCKY}: compression blocks", weights_dir, heavy,
-                          detail=detail)
-    return Choice(DEFAULT_WEIGHTS, f"{history.container} without compression damage")
+                          detail=detail, passes=passes)
+    return Choice(DEFAULT_WEIGHTS, f"{history.container} without compression damage", passes=passes or 1)
 
 
 def named_choice(weights: str, path: str | Path, weights_dir: Path | None = None, heavy: float | None = None,
-                 detail: float | None = None) -> Choice:
+                 detail: float | None = None, passes: int | None = None) -> Choice:
     """``--weights NAME`` for ``path``: a photo model with a heavy anchor is blended toward it by the
     quality read from the file, as the default is; any other model runs as it is."""
     if weights not in HEAVY_ANCHORS:
-        return Choice(weights, "given by --weights")
+        return Choice(weights, "given by --weights", passes=passes or 1)
     history = read_history(path)
     lossy = history.lossy or (history.blockiness or 0) >= BLOCKY
-    return with_heavy(weights, history.quality if lossy else None, history.describe(), weights_dir, heavy, lossy, detail)
+    return with_heavy(weights, history.heaviest if lossy else None, history.describe(), weights_dir, heavy, lossy, detail,
+                      passes)
 
 
 def load_choice(choice: Choice, weights_dir: Path | None = None) -> dict[str, Any]:

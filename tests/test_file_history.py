@@ -10,6 +10,7 @@ from sr.data.field import field_degrade, save_field_lr
 from sr.data.h5 import held_out
 from sr.data.images import list_images, load_rgb
 from sr.file_history import blockiness, read_history, webp_is_lossy
+from sr.upscaler import Upscaler
 from sr.weights import DEFAULT_WEIGHTS, HEAVY_ANCHORS, PHOTO_WEIGHTS, WEIGHTS_DIR, Choice, default_weights, load_choice, named_choice
 
 
@@ -84,6 +85,36 @@ def test_a_png_of_a_q40_jpeg_tells_the_jpeg_quality_from_its_pixels(tmp_path, ph
     assert history.quality == 40, history
 
 
+@pytest.mark.parametrize("first, shift, last, earlier", [(40, (4, 4), 80, 40), (60, (3, 6), 90, 60), (40, (0, 0), 80, None),
+                                                       (95, (4, 4), 80, None)])
+def test_a_jpeg_saved_again_on_a_shifted_grid_tells_its_earlier_quality(tmp_path, photo_hr, first, shift, last, earlier):
+    """A q40 JPEG cropped and saved again at q80 (or a q60 one at q90) is read as the heavier file it
+    is; the same grid, or an earlier save milder than the last, leaves today's reading: the last save's."""
+    lr = downscale(photo_hr, 4)
+    dy, dx = shift
+    padded = np.pad(lr, ((dy, 0), (dx, 0), (0, 0)), mode="reflect")  # the first save's grid (dy, dx) px off
+    Image.fromarray(padded).save(tmp_path / "first.jpg", quality=first)
+    with Image.open(tmp_path / "first.jpg") as jpeg:
+        jpeg.crop((dx, dy, jpeg.width, jpeg.height)).save(tmp_path / "again.jpg", quality=last)
+    history = read_history(tmp_path / "again.jpg")
+    assert (history.quality, history.earlier, history.heaviest) == (last, earlier, earlier or last), history
+    assert ("over an earlier" in history.describe()) == bool(earlier)
+    Image.fromarray(lr).save(tmp_path / "once.jpg", quality=80)
+    assert read_history(tmp_path / "once.jpg").earlier is None
+
+
+def test_a_jpeg_with_an_earlier_heavy_save_is_blended_by_it(tmp_path, photo_hr, anchored):
+    lr = downscale(photo_hr, 4)
+    Image.fromarray(np.pad(lr, ((4, 0), (4, 0), (0, 0)), mode="reflect")).save(tmp_path / "first.jpg", quality=40)
+    with Image.open(tmp_path / "first.jpg") as jpeg:
+        jpeg.crop((4, 4, jpeg.width, jpeg.height)).save(tmp_path / "again.jpg", quality=80)
+    Image.fromarray(lr).save(tmp_path / "q40.jpg", quality=40)
+    Image.fromarray(lr).save(tmp_path / "q80.jpg", quality=80)
+    again = default_weights(tmp_path / "again.jpg", anchored)
+    assert again.heavy == default_weights(tmp_path / "q40.jpg", anchored).heavy > default_weights(tmp_path / "q80.jpg", anchored).heavy
+    assert again.reason.startswith("JPEG q80 over an earlier q40 on a shifted grid")
+
+
 def test_a_clean_png_has_no_quality_to_read(tmp_path, photo_hr):
     save_field_lr(photo_hr, 4, "clean", tmp_path / "clean")
     assert read_history(tmp_path / "clean.png").quality is None
@@ -125,7 +156,8 @@ def test_no_anchor_no_blend_and_a_blend_loads_as_the_photo_model(tmp_path, photo
     assert default_weights(tmp_path / "x.jpg", anchored).heavy == 0.0
     (tmp_path / "away.safetensors").rename(anchored / f"{HEAVY_ANCHORS[PHOTO_WEIGHTS].name}.safetensors")
     choice = default_weights(tmp_path / "x.jpg", anchored, heavy=1.0)
-    assert choice.label == f"{PHOTO_WEIGHTS} +heavy 1 detail {HEAVY_ANCHORS[PHOTO_WEIGHTS].detail:g}"
+    anchor = HEAVY_ANCHORS[PHOTO_WEIGHTS]
+    assert choice.label == f"{PHOTO_WEIGHTS} +heavy 1 detail {anchor.detail:g}" + (f" passes {anchor.passes}" if anchor.passes != 1 else "")
     state = load_choice(choice, anchored)  # the anchor here is a copy: the blend is the photo model itself
     alone = load_choice(Choice(PHOTO_WEIGHTS, ""), anchored)
     assert state["name"] == PHOTO_WEIGHTS
@@ -150,3 +182,23 @@ def test_a_lossy_file_keeps_the_photo_models_detail_share_and_a_clean_one_all(tm
     assert default_weights(tmp_path / "x.png", anchored) == Choice(DEFAULT_WEIGHTS, "png without compression damage")
     assert default_weights(tmp_path / "x.jpg", anchored, detail=1.0).detail == 1.0
     assert "detail" not in default_weights(tmp_path / "x.jpg", anchored, detail=1.0).label
+
+
+def test_a_lossy_file_runs_the_photo_models_passes_a_clean_one_one_and_passes_given_win(tmp_path, photo_hr, anchored):
+    """Anchor.passes (self-ensemble, chosen on validation) for what the file shows was compressed;
+    one pass for a clean file; --passes given by the user wins for any model."""
+    lr = Image.fromarray(downscale(photo_hr, 4))
+    lr.save(tmp_path / "x.jpg", quality=60)
+    lr.save(tmp_path / "x.png")
+    passes = HEAVY_ANCHORS[PHOTO_WEIGHTS].passes
+    lossy = default_weights(tmp_path / "x.jpg", anchored)
+    assert lossy.passes == passes > 1  # chosen on validation (experiments.passes_rule): 2, for twice the time
+    assert default_weights(tmp_path / "x.png", anchored).passes == 1
+    assert named_choice(PHOTO_WEIGHTS, tmp_path / "x.png", anchored).passes == 1
+    given = default_weights(tmp_path / "x.jpg", anchored, passes=4)
+    assert given.passes == 4 and given.label.endswith(" passes 4")
+    assert default_weights(tmp_path / "x.png", anchored, passes=2).passes == 2
+    assert named_choice("fsrcnn_x4", tmp_path / "x.jpg", anchored, passes=2) == Choice("fsrcnn_x4", "given by --weights", passes=2)
+    up = Upscaler.chosen(Choice("fsrcnn_x4", "", passes=2))
+    assert up.passes == 2 and up.describe().endswith("self-ensemble of 2 passes")
+    assert Upscaler.chosen(Choice("fsrcnn_x4", "")).passes == 1
