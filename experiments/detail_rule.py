@@ -31,7 +31,7 @@ from sr.data.h5 import load_eval_set
 from sr.metrics import harmed_share, psnr
 from sr.protocol import bicubic_score
 from sr.upscaler import Upscaler
-from sr.weights import load_choice, named_choice
+from sr.weights import named_choice
 
 SCALE = 4
 VAL = Path("data/h5/BSDS200-val_x4_lr-hr_rgb.h5")
@@ -43,8 +43,9 @@ def tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float64) / 255.0)
 
 
-def score_details(model: str, details: list[float], kinds: list[str]) -> dict[str, dict[str, list[float]]]:
-    """kind -> detail -> [mean gain in dB, mean harmed share] over the validation photos."""
+def score_details(model: str, details: list[float], kinds: list[str], passes: int = 1) -> dict[str, dict[str, list[float]]]:
+    """kind -> detail -> [mean gain in dB, mean harmed share] over the validation photos, the model
+    run over ``passes`` self-ensemble passes."""
     _, images = load_eval_set(VAL)
     work, upscalers, out = Path(tempfile.mkdtemp(prefix="detail_")), {}, {}
     for kind in kinds:
@@ -54,9 +55,9 @@ def score_details(model: str, details: list[float], kinds: list[str]) -> dict[st
             saved = save_field_lr(hr, SCALE, kind, work / f"{im.name}_{kind.replace(':', '').replace('+', '_')}")
             lr = np.array(Image.open(saved).convert("RGB"))
             bicubic = bicubic_score(lr, hr, SCALE).image
-            choice = named_choice(model, saved, detail=1.0)
+            choice = named_choice(model, saved, detail=1.0, passes=passes)
             if choice.label not in upscalers:
-                upscalers[choice.label] = Upscaler.from_state(load_choice(choice), amp=False)
+                upscalers[choice.label] = Upscaler.chosen(choice, amp=False)
             pred = upscalers[choice.label].score(lr, hr).image.astype(np.float64)
             truth = hr[:pred.shape[0], :pred.shape[1]]
             base = psnr(tensor(bicubic), tensor(truth), crop_border=SCALE).item()
@@ -90,9 +91,13 @@ def main(argv=None) -> dict:
         results[model] = {"chosen": float(chosen), "bound": BOUND[model], "scores": scores}
         print(f"{model}: detail {chosen} (the highest mean gain over the lossy kinds with at most "
               f"{BOUND[model]:.0%} of blocks harmed on each)", flush=True)
-        path = Path("experiments/heavy") / f"detail_{model}.json"
-        path.write_text(json.dumps(results[model], indent=1) + "\n")
+        save_result("detail", model, results[model])
     return results
+
+
+def save_result(rule: str, model: str, result: dict) -> None:
+    """experiments/heavy/<rule>_<model>.json: what a rule chose, and the scores it chose it on."""
+    (Path("experiments/heavy") / f"{rule}_{model}.json").write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

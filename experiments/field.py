@@ -44,6 +44,7 @@ from sr.data.sets import data_root
 from sr.checkpoint import load_checkpoint, save_checkpoint
 from sr.distributed import describe_cpu
 from sr.figures import side_by_side
+from sr.models.self_ensemble import SelfEnsemble
 from sr.upscaler import Upscaler
 from sr.metrics import harmed_share
 from sr.protocol import bicubic_score
@@ -121,7 +122,7 @@ def main(argv=None) -> dict:
     scores: dict = cache.get("scores", {})  # sha:version -> kind -> image -> {psnr, harm, seconds}
     upscalers: dict[str, Upscaler] = {}
     keys = {name: f"{sha256(weights)}:{CACHE_VERSION}" for name, weights in models.items()}  # files may change under a long run
-    blends, details = set(), {}  # the picker's blends, added as files call for them, and their pulls toward bicubic
+    blends, details, passes = set(), {}, {}  # the picker's blends, added as files call for them: pulls toward bicubic, passes
     started = time.perf_counter()
     per_kind: dict[str, dict[str, list[dict]]] = {}
     picks: dict[str, dict[str, int]] = {}
@@ -144,8 +145,10 @@ def main(argv=None) -> dict:
                     blends.add(choice.label)
                     models[choice.label] = work / f"{choice.label.replace(' ', '_')}.pth"
                     save_checkpoint(models[choice.label], load_choice(choice))
-                    details[choice.label] = choice.detail  # the pull toward bicubic is no part of the weights
-                    keys[choice.label] = f"{sha256(models[choice.label])}:{CACHE_VERSION}:detail {choice.detail:g}"
+                    details[choice.label] = choice.detail  # the pull toward bicubic and the passes are no part of the weights
+                    passes[choice.label] = choice.passes
+                    keys[choice.label] = (f"{sha256(models[choice.label])}:{CACHE_VERSION}:detail {choice.detail:g}"
+                                          + (f":passes {choice.passes}" if choice.passes != 1 else ""))
             for name, weights in models.items():
                 peer_skipped = name in peers and (kind not in args.peer_kinds or (args.peer_images and index >= args.peer_images))
                 if (name in blends and name not in picked) or peer_skipped:
@@ -155,6 +158,8 @@ def main(argv=None) -> dict:
                     if name not in upscalers:
                         upscalers[name] = Upscaler.load(weights, amp=False)
                         upscalers[name].detail = details.get(name, 1.0)
+                        if passes.get(name, 1) != 1:
+                            upscalers[name].net = SelfEnsemble(upscalers[name].net, passes[name])
                     t = time.perf_counter()
                     scored = upscalers[name].score(lr, hr)
                     seconds = time.perf_counter() - t
