@@ -202,3 +202,13 @@ def test_a_lossy_file_runs_the_photo_models_passes_a_clean_one_one_and_passes_gi
     up = Upscaler.chosen(Choice("fsrcnn_x4", "", passes=2))
     assert up.passes == 2 and up.describe().endswith("self-ensemble of 2 passes")
     assert Upscaler.chosen(Choice("fsrcnn_x4", "")).passes == 1
+
+
+def test_a_truncated_jpeg_keeps_its_table_quality_and_no_earlier_save_is_guessed(tmp_path, photo_hr):
+    """The earlier-save reading decodes pixels; a file cut short still gets its table's reading, and
+    the decoder's own error is left for the enlarger to report in its one line."""
+    Image.fromarray(downscale(photo_hr, 4)).save(tmp_path / "whole.jpg", quality=60)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) // 3])
+    history = read_history(tmp_path / "cut.jpg")
+    assert (history.quality, history.earlier) == (60, None)
