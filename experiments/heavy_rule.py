@@ -11,7 +11,8 @@ Every ramp (strength 0 at quality FROM and above, 1 at FULL and below, linear be
 scored by the mean over all kinds of the PSNR its strengths give, rounded to the nearest strength
 measured; the best ramp is printed with the per-kind table. ``--detail D`` pulls every output
 toward bicubic as the enlarger does for a lossy file (``sr.weights.Anchor.detail``), so the ramp
-is chosen for what runs. Test sets are not read.
+is chosen for what runs, and ``--passes N`` runs it over the enlarger's self-ensemble passes
+(``sr.weights.Anchor.passes``). Test sets are not read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sr.data.field import FIELD_KINDS, HEAVY_KINDS, check_kind, field_degrade, s
 from sr.data.h5 import load_eval_set
 from sr.file_history import read_history
 from sr.models import MODELS
+from sr.models.self_ensemble import PASSES, SelfEnsemble
 from sr.protocol import predict, score, toward_bicubic
 from sr.weights import BLOCKY, blended_checkpoint, resolve_weights
 from experiments.val_kinds import SCALE, val_file
@@ -41,7 +43,7 @@ FROM, FULL = range(40, 101, 5), range(10, 61, 5)
 def read_quality(path: Path) -> int | None:
     """The quality the picker acts on: a lossy file's, or a lossless file's with a block grid."""
     history = read_history(path)
-    return history.quality if history.lossy or (history.blockiness or 0) >= BLOCKY else None
+    return history.heaviest if history.lossy or (history.blockiness or 0) >= BLOCKY else None
 
 
 def ramp(quality: int | None, start: int, full: int) -> float:
@@ -58,9 +60,10 @@ def main(argv=None) -> dict:
     p.add_argument("--kinds", nargs="+", type=check_kind, default=[*FIELD_KINDS, *HEAVY_KINDS])
     p.add_argument("--json", type=Path, help="write the per-image scores and the chosen ramp here")
     p.add_argument("--detail", type=float, default=1.0, help="share of the model's difference from bicubic kept")
+    p.add_argument("--passes", type=int, default=1, choices=PASSES, help="self-ensemble passes, as the enlarger runs a lossy file")
     args = p.parse_args(argv)
     photo, anchor = (load_checkpoint(resolve_weights(w)) for w in (args.photo, args.anchor))
-    models = {s: model_from_checkpoint(blended_checkpoint(photo, anchor, s)) for s in STRENGTHS}
+    models = {s: SelfEnsemble(model_from_checkpoint(blended_checkpoint(photo, anchor, s)), args.passes) for s in STRENGTHS}
     spec, color = MODELS[photo["arch"]], photo["color"]
     _, images = load_eval_set(val_file(color))
     work = Path(tempfile.mkdtemp(prefix="heavy_rule_"))
@@ -91,7 +94,8 @@ def main(argv=None) -> dict:
     none = float(np.mean([np.mean([row[0] for row in psnr[k]]) for k in args.kinds]))
     print(f"no blend: {none:.4f}; best ramp: from {best[0]} to {best[1]}: {rules[best]:.4f} (mean Y PSNR over the kinds)")
     if args.json:
-        args.json.write_text(json.dumps({"photo": args.photo, "anchor": args.anchor, "detail": args.detail, "strengths": STRENGTHS,
+        args.json.write_text(json.dumps({"photo": args.photo, "anchor": args.anchor, "detail": args.detail, "passes": args.passes,
+                                         "strengths": STRENGTHS,
                                          "psnr": psnr, "quality": quality, "no_blend": none,
                                          "best": {"from": best[0], "full": best[1], "psnr": rules[best]}}, indent=1))
     return {"best": best, "rules": rules}
