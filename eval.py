@@ -107,7 +107,8 @@ def parse_args(argv: list[str] | None = None):
                           "anchor, 0 (not at all) to 1 (default: from the quality read from each file, the lower the "
                           "more, by a ramp chosen on validation photos; docs/photos.md)")
     big.add_argument("--detail", type=fraction, metavar="D", help="share of a photo model's difference from bicubic kept, 1 "
-                     "as it is (default for a lossy file, chosen on validation: 0.8 real_srresnet_x4, 0.9 real_fsrcnn_x4)")
+                     "as it is (default for a lossy file, chosen on validation: "
+                     + ", ".join(f"{a.detail:g} {w}" for w, a in HEAVY_ANCHORS.items()) + ")")
     compute.add_argument("--passes", type=int, choices=PASSES, metavar="N",
                          help="self-ensemble: average the model over N flips and rotations of its input, each turned "
                               f"back ({', '.join(map(str, PASSES))}; N times the time; default 1, and for a lossy file "

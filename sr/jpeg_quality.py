@@ -65,6 +65,27 @@ _PROBED = np.array([0, 1, 8, 9, 2, 16])
 FIT = 0.12  # mean distance from a multiple of the step, in steps: ~0.25 when the step is wrong
 
 
+def _probed_coefficients(luma: np.ndarray, phase: tuple[int, int], min_side: int) -> np.ndarray | None:
+    """(blocks, probed) DCT coefficients of the 8x8 blocks of a (H, W) luma image whose grid starts
+    ``phase`` = (dy, dx) px in, or None when the blocks cover less than ``min_side`` a side."""
+    dy, dx = phase
+    y = np.asarray(luma, dtype=np.float64)[dy:, dx:]
+    h, w = y.shape[0] // 8 * 8, y.shape[1] // 8 * 8
+    if h < min_side or w < min_side:
+        return None
+    blocks = (y[:h, :w] - 128).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    d = _dct_matrix()
+    return (d @ blocks @ d.T).reshape(-1, 64)[:, _PROBED]
+
+
+def _highest_of_equal_steps(tables: np.ndarray) -> np.ndarray:
+    """(100,) bool: the qualities that answer for their run of equal probed steps, the highest of
+    each (near quality 100, and for the coarse probed steps, several qualities share a table)."""
+    answers = np.ones(len(tables), dtype=bool)
+    answers[:-1] = ~(tables[1:] == tables[:-1]).all(axis=1)
+    return answers
+
+
 def pixel_quality(luma: np.ndarray, phase: tuple[int, int] = (0, 0)) -> int | None:
     """The JPEG quality a lossless image's pixels were decoded from, or None when they do not
     look like a decoded JPEG: (H, W) luma (JPEG's Y, 0-255), ``phase`` the block grid's offset.
@@ -75,18 +96,14 @@ def pixel_quality(luma: np.ndarray, phase: tuple[int, int] = (0, 0)) -> int | No
     a multiple only where it happens to divide. The classic quantisation-table estimate, kept
     to the steps where pixel rounding is small against the step (roughly quality 80 and below).
     """
-    dy, dx = phase
-    y = luma[dy:, dx:].astype(np.float64)
-    h, w = y.shape[0] // 8 * 8, y.shape[1] // 8 * 8
-    if h < 64 or w < 64:
+    coef = _probed_coefficients(luma, phase, 64)
+    if coef is None:
         return None
-    blocks = (y[:h, :w] - 128).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    d = _dct_matrix()
-    coef = (d @ blocks @ d.T).reshape(-1, 64)[:, _PROBED]  # (blocks, probed)
     tables = ijg_luma_tables()[:, _PROBED].astype(np.float64)  # (100, probed)
+    answers = _highest_of_equal_steps(tables)
     for quality, steps in enumerate(tables, start=1):
-        if quality < 100 and (tables[quality] == steps).all():
-            continue  # the next quality has the same probed steps: answer the highest of such a run
+        if not answers[quality - 1]:
+            continue
         ratio = coef / steps
         nonzero = np.abs(ratio) >= 0.5  # zeros fit any step; only what survived quantisation tells
         if nonzero.sum(axis=0).min() < 50:
@@ -115,30 +132,24 @@ def earlier_quality(luma: np.ndarray, below: int = 100) -> tuple[int, tuple[int,
     when there is no such trace. Phases within a pixel of the image's own grid are not looked at:
     there the last save's blocks answer, and a re-save one pixel off (a crop) is a mild case
     anyway. An earlier save on the same grid as the last is not found either."""
-    d = _dct_matrix()
     tables = ijg_luma_tables()[:, _PROBED].astype(np.float64)  # (100, probed)
     tables[below - 1:] = np.inf  # ratios of 0: never counted, so never a fit
     tables[:EARLIEST - 1] = np.inf  # below it, the DC alone fits a step by chance
+    luma = np.asarray(luma, dtype=np.float64)
+    answers = _highest_of_equal_steps(tables)  # of qualities whose probed steps are the same, the highest
     best = None
     for dy in range(8):
         for dx in range(8):
             if min(dy, 8 - dy) <= 1 and min(dx, 8 - dx) <= 1:
                 continue
-            y = np.asarray(luma, dtype=np.float64)[dy:, dx:]
-            h, w = y.shape[0] // 8 * 8, y.shape[1] // 8 * 8
-            if h < 16 or w < 16:
+            coef = _probed_coefficients(luma, (dy, dx), 16)
+            if coef is None:
                 return None
-            blocks = (y[:h, :w] - 128).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-            coef = (d @ blocks @ d.T).reshape(-1, 64)[:, _PROBED]
             ratio = coef[:, :, None] / tables.T[None]  # (blocks, probed, quality)
             nonzero = np.abs(ratio) >= 0.5
             counted = nonzero.sum(axis=(0, 1))
             fit = (np.abs(ratio - np.round(ratio)) * nonzero).sum(axis=(0, 1)) / np.maximum(counted, 1)
-            fit[counted < EARLIER_MIN_COEFFICIENTS] = np.inf
-            # Of qualities whose probed steps are the same, the highest; then the best fit.
-            for quality in range(99, 0, -1):
-                if (tables[quality] == tables[quality - 1]).all():
-                    fit[quality - 1] = np.inf
+            fit[(counted < EARLIER_MIN_COEFFICIENTS) | ~answers] = np.inf
             quality = int(fit.argmin()) + 1
             if fit[quality - 1] < EARLIER_FIT and (best is None or fit[quality - 1] < best[0]):
                 best = (fit[quality - 1], quality, (dy, dx))
