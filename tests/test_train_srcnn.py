@@ -392,7 +392,7 @@ def test_a_stop_sent_to_the_whole_process_group_saves_with_dataloader_workers(tm
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err[-3000:]
-    assert "Traceback" not in err and "killed by signal" not in err
+    assert "Traceback" not in err and "killed by signal" not in err, err[-3000:]
     assert err.strip().splitlines()[-1].split("\r")[-1].startswith("train_srcnn.py: interrupted at epoch")
     assert load_checkpoint(out / "last.pth")["epoch"] < 3
 
@@ -479,10 +479,9 @@ def test_a_resume_with_another_runs_optimizer_state_is_refused_in_one_line(tmp_p
 
 
 def test_a_worker_handshake_cut_by_a_stop_prints_nothing_and_other_thread_errors_still_print(capsys):
-    """A stop that cuts a worker's fd handshake (multiprocessing's resource_sharer thread) once put a
-    traceback beside the one-line stop message; only that case is silenced."""
-    import threading
-
+    """A stop that cuts a worker's fd handshake (multiprocessing's resource_sharer thread, which
+    reports through sys.excepthook) once put a traceback beside the one-line stop message; only
+    that case is silenced."""
     from sr.training.loader import _quiet_handshakes_cut_by_a_stop as hook
 
     scope: dict = {}
@@ -492,5 +491,5 @@ def test_a_worker_handshake_cut_by_a_stop_prints_nothing_and_other_thread_errors
         try:
             raise_it()
         except Exception as exc:  # noqa: BLE001
-            hook(threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, None)))
+            hook(type(exc), exc, exc.__traceback__)
         assert ("Traceback" in capsys.readouterr().err) == printed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import signal
-import threading
+import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,21 +113,22 @@ def _leave_stops_to_the_main_process(worker_id: int) -> None:
     signal" before it could save last.pth. The main process saves, then ends its workers."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    threading.excepthook = _quiet_handshakes_cut_by_a_stop
+    sys.excepthook = _quiet_handshakes_cut_by_a_stop
 
 
 _CUT = (ConnectionResetError, BrokenPipeError, EOFError)
 
 
-def _quiet_handshakes_cut_by_a_stop(args: threading.ExceptHookArgs) -> None:
-    """A worker hands each batch's shared memory to the main process through multiprocessing's
-    resource_sharer thread. A main process that stops mid-handshake (to save last.pth) cuts that
-    connection, and the thread would print a traceback beside the one-line stop message; that
-    case alone is silent, anything else is printed as usual."""
-    frames = traceback.extract_tb(args.exc_traceback)
-    if issubclass(args.exc_type, _CUT) and any("resource_sharer" in frame.filename for frame in frames):
+def _quiet_handshakes_cut_by_a_stop(exc_type, exc, tb) -> None:
+    """A worker's ``sys.excepthook``. A worker hands each batch's shared memory to the main process
+    through multiprocessing's resource_sharer thread, which catches its own errors and passes them
+    to ``sys.excepthook`` (not ``threading.excepthook``). A main process that stops mid-handshake
+    (to save last.pth) cuts that connection, and a traceback was printed beside the one-line stop
+    message; that case alone is silent, anything else is printed as usual."""
+    frames = traceback.extract_tb(tb)
+    if issubclass(exc_type, _CUT) and any("resource_sharer" in frame.filename for frame in frames):
         return
-    threading.__excepthook__(args)
+    sys.__excepthook__(exc_type, exc, tb)
 
 
 class LoaderBatches:
