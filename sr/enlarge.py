@@ -131,8 +131,10 @@ def enlarge(up: Upscaler, photo: Photo, fmt: str = "png", outscale: float | None
     if alpha is not None and alpha_upsampler == "model":
         sources.append(np.broadcast_to(photo.alpha[..., None], photo.alpha.shape + (3,)))
     canvas = Image.new(kind.mode, (out_w, out_h))
-    bar = tqdm(total=sum(len(t.pieces) for t in tiles), desc=progress, unit="tile", leave=False, file=sys.stderr,
-               dynamic_ncols=True, disable=progress is None)
+    pieces = sum(len(t.pieces) for t in tiles)
+    # One piece has no progress to show: its bar would only flash up and be wiped.
+    bar = tqdm(total=pieces, desc=progress, unit="tile", leave=False, file=sys.stderr,
+               dynamic_ncols=True, disable=progress is None or pieces == 1)
     with ExitStack() as stack:
         stack.enter_context(bar)
         if len(tiles) > 1:
@@ -156,7 +158,7 @@ def enlarge(up: Upscaler, photo: Photo, fmt: str = "png", outscale: float | None
                     tile_alpha = np.clip(cols.lr_to_out(a, 1, g0, g1, c0), 0, 255)
                 canvas.paste(Image.fromarray(output_pixels(values.transpose(1, 2, 0), tile_alpha, kind)), (g0, f0))
                 bar.update()
-                if n == m == 0 and estimate is not None and bar.total > 1:  # the rest, per LR pixel, from the first
+                if n == m == 0 and estimate is not None and pieces > 1:  # the rest, per LR pixel, from the first
                     piece, area = time.perf_counter() - start - body, height * width
                     first = (tile.rows[1] - tile.rows[0]) * (tile.cols[1] - tile.cols[0])
                     estimate(body * (area / first - 1) + piece * (area / ((t1 - t0) * (s1 - s0)) - 1))

@@ -249,3 +249,10 @@ def test_a_tile_bar_and_an_estimate_after_the_first_tile(tmp_path, capsys, small
     assert "in.png" in capsys.readouterr().err and len(estimates) == 1 and estimates[0] > 0
     write_photo(tmp_path / "w.png", enlarge_whole(up, read_photo(tmp_path / "in.png")))
     assert np.abs(np.asarray(image).astype(int) - np.asarray(Image.open(tmp_path / "w.png")).astype(int)).max() <= 1
+
+
+def test_an_image_of_one_piece_draws_no_tile_bar(tmp_path, capsys):
+    Image.fromarray(smooth_image(RNG, 30, 40)).save(tmp_path / "in.png")
+    up = Upscaler.load("fsrcnn_x2", amp=False)
+    enlarge(up, read_photo(tmp_path / "in.png", compact=True), "png", progress="in.png")
+    assert capsys.readouterr().err == ""  # a bar that would flash up and be wiped at once
