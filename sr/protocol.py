@@ -142,7 +142,8 @@ def to_rgb_image(pred: torch.Tensor, bicubic_rgb: np.ndarray | None) -> np.ndarr
     """A model's output as an (H, W, 3) uint8 picture.
 
     RGB outputs are used as they are. A Y output becomes colour with the chroma (Cb, Cr)
-    of the bicubic enlargement, the usual way Y-channel SR models are shown.
+    of the bicubic enlargement, the usual way Y-channel SR models are shown; pass it unrounded
+    and unclipped (float), as the enlarger uses it, or saturated edges come out levels apart.
     """
     if pred.shape[0] == 3:
         return to_uint8(pred.numpy().transpose(1, 2, 0) * 255.0)

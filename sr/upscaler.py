@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from sr.checkpoint import is_checkpoint, load_checkpoint, model_from_checkpoint
-from sr.data.degradation import model_input, upscale
+from sr.data.degradation import model_input
 from sr.errors import UserError
+from sr.imresize import imresize
 from sr.models.inference_forms import for_inference
 from sr.models.self_ensemble import SelfEnsemble
 from sr.onnx_runtime import OnnxModel
@@ -166,5 +167,6 @@ class Upscaler:
         tile = self.tile or (AUTO_TILE if lr_pixels > AUTO_TILE_ABOVE else None)
         pred = predict(self.net, inputs, self.input_scale, self.device, self.precision, tile)
         pred = toward_bicubic(pred, lr, self.scale, self.detail)  # as the enlarger does
-        image = to_rgb_image(pred, upscale(lr, self.scale) if pred.shape[0] == 1 else None)
+        # A Y model's chroma: the unrounded bicubic's, as the enlarger colours it (sr.enlarge)
+        image = to_rgb_image(pred, imresize(lr.astype(np.float64), float(self.scale)) if pred.shape[0] == 1 else None)
         return Scored(image, score(pred, hr, self.scale, protocol))

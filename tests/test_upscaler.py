@@ -180,3 +180,18 @@ def test_nothing_below_the_enlarger_imports_it():
         names |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
         for module, allowed in importers.items():
             assert module not in names or path.name in allowed, (path, module)
+
+
+def test_a_y_models_scored_picture_is_the_one_the_enlarger_writes():
+    """eval.py --image (Upscaler.score) and --upscale (enlarge) colour a Y model's output with the same
+    chroma: the unrounded bicubic's, not that of a bicubic first rounded and clipped to 8 bits, which
+    is several levels off at saturated edges. (An lr-hr model: an upsampled one is scored from the
+    rounded bicubic training stored, on purpose, and enlarged from the unrounded one.)"""
+    name = "fsrcnn_x3"
+    rgb = np.zeros((24, 30, 3), dtype=np.uint8)
+    rgb[:, ::6] = (255, 0, 0)  # saturated stripes: bicubic overshoots past 0 and 255 beside them
+    rgb[::5, :, 2] = 255
+    up = Upscaler.load(name, "cpu", amp=False)
+    scored = up.score(rgb, np.zeros((72, 90, 3), dtype=np.uint8)).image
+    enlarged, _ = enlarge(up, Photo(rgb=rgb))
+    assert np.abs(scored.astype(int) - np.asarray(enlarged).astype(int)).max() <= 1
