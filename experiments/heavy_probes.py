@@ -36,12 +36,13 @@ from sr.color import rgb_to_y
 from sr.data.degradation import mod_crop
 from sr.data.field import FIELD_KINDS, HEAVY_KINDS, field_degrade, save_field_lr
 from sr.data.h5 import load_eval_set
+from sr.data.realistic import gaussian_kernels_1d
 from sr.imresize import imresize
 from sr.jpeg_quality import _dct_matrix
 from sr.metrics import harmed_share, psnr
 from sr.protocol import bicubic_score
 from sr.upscaler import Upscaler
-from sr.weights import named_choice
+from sr.weights import Choice, named_choice
 
 JPEG_KINDS = ("jpeg:30", "jpeg:40")  # single JPEG saves: the file's table and grid are the blocks'
 POCS = ((5, 0.6), (10, 1.0), (20, 1.0))  # (iterations, blur sigma in LR px)
@@ -73,8 +74,7 @@ def blocks(x: torch.Tensor) -> torch.Tensor:
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     r = max(1, round(2.5 * sigma))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float64) ** 2 / (2 * sigma**2))
-    k = (k / k.sum()).view(1, 1, 1, -1)
+    k = gaussian_kernels_1d(torch.tensor([sigma], dtype=torch.float64), 2 * r + 1).view(1, 1, 1, -1)
     x = F.conv2d(F.pad(x[None, None], (r, r, 0, 0), mode="replicate"), k)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.transpose(2, 3))[0, 0]
 
@@ -109,12 +109,23 @@ def probe_deblock(work: Path) -> dict:
     return out
 
 
-def run_as_the_enlarger(model: str, saved: Path, hr: np.ndarray, upscalers: dict, detail: float | None = None):
-    lr = np.array(Image.open(saved).convert("RGB"))
-    choice = named_choice(model, saved, detail=detail)
+def upscaler_for(choice: Choice, upscalers: dict[str, Upscaler]) -> Upscaler:
+    """The fp32 upscaler a choice runs, built once per label."""
     if choice.label not in upscalers:
         upscalers[choice.label] = Upscaler.chosen(choice, amp=False)
-    return lr, upscalers[choice.label].score(lr, hr).image
+    return upscalers[choice.label]
+
+
+def run_as_the_enlarger(model: str, saved: Path, hr: np.ndarray, upscalers: dict, detail: float | None = None):
+    lr = np.array(Image.open(saved).convert("RGB"))
+    return lr, upscaler_for(named_choice(model, saved, detail=detail), upscalers).score(lr, hr).image
+
+
+def gain_and_harm(image: np.ndarray, bicubic: np.ndarray, truth: np.ndarray) -> list[float]:
+    """[Y PSNR gain over ``bicubic`` in dB, share of 32x32 blocks harmed], as the field benchmark scores them."""
+    base = psnr(tensor(bicubic), tensor(truth), crop_border=SCALE).item()
+    return [psnr(tensor(image), tensor(truth), crop_border=SCALE).item() - base,
+            harmed_share(tensor(image), tensor(bicubic), tensor(truth), crop_border=SCALE)]
 
 
 def local_range(lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,13 +143,9 @@ def probe_clamp(model: str, work: Path) -> dict:
             lr, pred = run_as_the_enlarger(model, saved, hr, upscalers)
             bicubic = bicubic_score(lr, hr, SCALE).image
             truth = hr[:pred.shape[0], :pred.shape[1]]
-            base = psnr(tensor(bicubic), tensor(truth), crop_border=SCALE).item()
             low, high = local_range(lr)
-            row = []
-            for candidate in [pred] + [np.clip(pred, low - m, high + m).astype(np.uint8) for m in MARGINS]:
-                row += [psnr(tensor(candidate), tensor(truth), crop_border=SCALE).item() - base,
-                        harmed_share(tensor(candidate), tensor(bicubic), tensor(truth), crop_border=SCALE)]
-            rows.append(row)
+            candidates = [pred] + [np.clip(pred, low - m, high + m).astype(np.uint8) for m in MARGINS]
+            rows.append([v for c in candidates for v in gain_and_harm(c, bicubic, truth)])
         m = np.mean(rows, axis=0)
         names = ["as the enlarger runs it"] + [f"clamped, margin {mm}" for mm in MARGINS]
         out[kind] = {n: [m[2 * i], m[2 * i + 1]] for i, n in enumerate(names)}

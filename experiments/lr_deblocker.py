@@ -33,13 +33,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from experiments.detail_rule import SCALE, VAL, tensor
+from experiments.detail_rule import SCALE
+from experiments.heavy_probes import gain_and_harm, upscaler_for, val_files
 from sr.data.degradation import downscale, mod_crop
 from sr.data.field import FIELD_KINDS, HEAVY_KINDS, compress, field_degrade, save_field_lr, shifted_compress
-from sr.data.h5 import load_eval_set
 from sr.data.images import load_rgb
 from sr.data.sets import data_root
-from sr.metrics import harmed_share, psnr
 from sr.precision import choose_precision
 from sr.protocol import bicubic_score
 from sr.upscaler import Upscaler
@@ -141,31 +140,21 @@ def score(weights: Path, kinds: list[str], out: Path) -> dict:
     net = Deblocker()
     net.load_state_dict(torch.load(weights, weights_only=True))
     net.eval()
-    _, images = load_eval_set(VAL)
     work, upscalers, results = Path(tempfile.mkdtemp(prefix="deblocker_")), {}, {}
-
-    def enlarged(choice: Choice, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
-        if choice.label not in upscalers:
-            upscalers[choice.label] = Upscaler.chosen(choice, amp=False)
-        return upscalers[choice.label].score(lr, hr).image
-
+    enlarged = lambda choice, lr, hr: upscaler_for(choice, upscalers).score(lr, hr).image  # noqa: E731
     for kind in kinds:
         rows = []
-        for im in images:
-            hr = mod_crop(im.hr, SCALE)
-            saved = save_field_lr(hr, SCALE, kind, work / f"{im.name}_{kind.replace(':', '').replace('+', '_')}")
+        for _, hr, saved in val_files(kind, work):
             lr = np.array(Image.open(saved).convert("RGB"))
             clean, cleaned = field_degrade(hr, SCALE, "clean").astype(np.float64), deblock(net, lr)
             lr_psnr = [10 * np.log10(255**2 / max(np.mean((x - clean) ** 2), 1e-10)) for x in (lr, cleaned)]
             bicubic = bicubic_score(lr, hr, SCALE).image
             truth = hr[:bicubic.shape[0], :bicubic.shape[1]]
-            base = psnr(tensor(bicubic), tensor(truth), crop_border=SCALE).item()
             choice = named_choice("real_srresnet_x4", saved)
             outputs = [enlarged(choice, lr, hr), enlarged(choice, cleaned, hr),
                        enlarged(Choice("real_srresnet_x4", "deblocked", passes=2), cleaned, hr),
                        enlarged(Choice("srresnet_x4", "deblocked", passes=2), cleaned, hr)]
-            rows.append(lr_psnr + [v for o in outputs for v in (psnr(tensor(o), tensor(truth), crop_border=SCALE).item() - base,
-                                                               harmed_share(tensor(o), tensor(bicubic), tensor(truth), crop_border=SCALE))])
+            rows.append(lr_psnr + [v for o in outputs for v in gain_and_harm(o, bicubic, truth)])
         m = np.mean(rows, axis=0)
         results[kind] = {"LR PSNR against the clean LR": [m[0], m[1]],
                          **{name: [m[2 + 2 * i], m[3 + 2 * i]] for i, name in enumerate(PIPELINES)}}
@@ -189,8 +178,8 @@ def figure(weights: Path, kind: str) -> Path:
     hr = mod_crop(load_rgb(data_root() / "BSDS100" / f"{name}.png"), SCALE)
     saved = save_field_lr(hr, SCALE, kind, Path(tempfile.mkdtemp(prefix="deblocker_")) / name)
     lr = np.array(Image.open(saved).convert("RGB"))
-    cleaned, choice = deblock(net, lr), named_choice("real_srresnet_x4", saved)
-    up = Upscaler.chosen(choice, amp=False)
+    up = Upscaler.chosen(named_choice("real_srresnet_x4", saved), amp=False)
+    cleaned = deblock(net, lr)
     panels = [(bicubic_score(lr, hr, SCALE).image, "bicubic"), (up.score(lr, hr).image, "the default"),
               (up.score(cleaned, hr).image, "deblocked, then\nthe default's choice"),
               (bicubic_score(cleaned, hr, SCALE).image, "bicubic of\nthe deblocked LR"), (hr, "original")]
